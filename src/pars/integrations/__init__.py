@@ -1,0 +1,1 @@
+"""Adapters that plug PARS into serving engines; each subpackage owns one engine's imports."""

