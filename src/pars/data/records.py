@@ -1,0 +1,18 @@
+"""The one record type every loader produces: a prompt and the length of one model's response to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DataError(ValueError):
+    """A data file is missing or malformed; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class LengthRecord:
+    prompt: str
+    response_tokens: int
+    model: str = "unknown"
+    source: str = "user"
+    prompt_id: str = ""

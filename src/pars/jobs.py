@@ -1,0 +1,131 @@
+"""The ranker jobs behind the CLI and the benchmarks: load -> split by prompt -> labels -> train -> save; evaluate.
+
+This is where I/O meets the pure pieces (data, pairs, losses, metrics).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import pars
+from pars.data.labels import LabelledPrompts, group_by_prompt
+from pars.data.loaders import load_jsonl, load_records
+from pars.data.records import LengthRecord
+from pars.data.splits import PromptSplit, normalise_prompt
+from pars.evaluation import Evaluation, distinct_prompts, evaluate_scores, score_table
+from pars.paths import bundled_data_dir
+from pars.predictor.model import Predictor
+from pars.predictor.training import ProgressHook, TrainResult, TrainSettings, train
+
+log = logging.getLogger(__name__)
+
+EXTRA_FILE = "extra_lengths.jsonl.gz"
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    data: str | None = None  # bundled data dir (default) or a JSONL file
+    models: tuple[str, ...] | None = None  # None: every non-variant model
+    label_mode: str = "consensus"
+    label_column: str = "tok_llama3"
+    encoder: str | None = None
+    pooling: str = "mean"
+    max_length: int = 128
+    split_seed: int = 0
+    extra_prompts: int = 0  # how many prompts of data/extra_lengths.jsonl.gz to mix in (0: none)
+    settings: TrainSettings = field(default_factory=TrainSettings)
+
+
+def data_fingerprint(records: Sequence[LengthRecord]) -> str:
+    """A short hash of the training rows, so a checkpoint says exactly what it learned from."""
+    digest = hashlib.sha256()
+    for key in sorted(f"{normalise_prompt(r.prompt)}\x00{r.model}\x00{r.response_tokens}" for r in records):
+        digest.update(key.encode())
+    return digest.hexdigest()[:16]
+
+
+def load_job_records(job: TrainJob) -> list[LengthRecord]:
+    return load_records(job.data or bundled_data_dir(), label=job.label_column, models=job.models)
+
+
+def concat_labels(first: LabelledPrompts, second: LabelledPrompts) -> LabelledPrompts:
+    """Stack two label sets with disjoint columns, so no pair ever crosses the two data sets."""
+    rows = len(first.prompts) + len(second.prompts)
+    lengths = np.full((rows, len(first.label_names) + len(second.label_names)), np.nan)
+    lengths[: len(first.prompts), : len(first.label_names)] = first.lengths
+    lengths[len(first.prompts):, len(first.label_names):] = second.lengths
+    names = first.label_names + [f"extra:{n}" for n in second.label_names]
+    return LabelledPrompts(first.prompts + second.prompts, names, lengths)
+
+
+def extra_training_labels(job: TrainJob, split: PromptSplit, exclude: set[str]) -> LabelledPrompts | None:
+    """A seeded sample of the extra prompts that fall in the TRAIN part and are not main-bundle prompts."""
+    if job.extra_prompts <= 0:
+        return None
+    records = load_jsonl(bundled_data_dir() / EXTRA_FILE)
+    train_rows = [r for r in records if split.part_of(r.prompt) == "train" and normalise_prompt(r.prompt) not in exclude]
+    labels = group_by_prompt(train_rows, job.label_mode)
+    rng = np.random.default_rng(job.split_seed)
+    keep = np.sort(rng.choice(len(labels.prompts), size=min(job.extra_prompts, len(labels.prompts)), replace=False))
+    return LabelledPrompts([labels.prompts[i] for i in keep], labels.label_names, labels.lengths[keep])
+
+
+def run_training(job: TrainJob, out: str | Path | None = None, on_step: ProgressHook | None = None
+                 ) -> tuple[Predictor, TrainResult, dict[str, list[LengthRecord]]]:
+    """Train a predictor as `job` says; save it to `out` when given. Returns the split records too."""
+    records = load_job_records(job)
+    split = PromptSplit(seed=job.split_seed)
+    parts = split.partition(records)
+    train_labels = group_by_prompt(parts["train"], job.label_mode)
+    val_labels = group_by_prompt(parts["val"], job.label_mode)
+    extra = extra_training_labels(job, split, {normalise_prompt(r.prompt) for r in records})
+    if extra is not None:
+        train_labels = concat_labels(train_labels, extra)
+    log.info("training on %d prompts (%d validation, %d test)", len(train_labels.prompts),
+             len(val_labels.prompts), len(distinct_prompts(parts["test"])))
+    settings = job.settings
+    head_outputs = len(settings.bucket_edges) + 1 if settings.loss == "classify" else 1
+    predictor = Predictor.untrained(job.encoder, job.pooling, job.max_length, head_outputs, seed=settings.seed)
+    started = time.perf_counter()
+    result = train(predictor, train_labels, val_labels, settings, on_step)
+    predictor.config.bucket_edges = list(settings.bucket_edges) if head_outputs > 1 else []
+    predictor.config.training = {
+        **asdict(settings),
+        "label_mode": job.label_mode,
+        "label_column": job.label_column,
+        "models": list(job.models) if job.models else "all",
+        "data": str(job.data or "bundled"),
+        "extra_prompts": len(extra.prompts) if extra is not None else 0,
+        "split": split.to_dict(),
+        "data_fingerprint": data_fingerprint(parts["train"]),
+        "train_prompts": len(train_labels.prompts),
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "result": result.to_dict(),
+        "package_version": pars.__version__,
+    }
+    if out is not None:
+        predictor.save(out)
+    return predictor, result, parts
+
+
+def evaluate_predictor(predictor: Predictor, records: Sequence[LengthRecord], threshold: float = 0.2) -> Evaluation:
+    """Score each distinct prompt once, then report per model."""
+    prompts = distinct_prompts(records)
+    scores = predictor.score(prompts, batch_size=64)
+    return evaluate_scores(records, score_table(prompts, scores), threshold)
+
+
+def test_records(predictor: Predictor, data: str | None = None, label: str = "tok_llama3") -> list[LengthRecord]:
+    """The test part of the bundled data under the predictor's own split, or every row of a JSONL file."""
+    if data is not None and not Path(data).is_dir():
+        return load_records(data, label=label)
+    records = load_records(data or bundled_data_dir(), label=label)
+    split = PromptSplit(**predictor.config.training.get("split", {}))
+    return split.partition(records)["test"]

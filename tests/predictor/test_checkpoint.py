@@ -1,0 +1,68 @@
+import json
+
+import numpy as np
+import pytest
+
+from pars.predictor import CheckpointError, EncoderNotFound, Predictor
+
+PROMPTS = ["Write a detailed essay on the causes of World War I.", "What is 2 + 2?", "", "x " * 5000]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    predictor = Predictor.untrained(seed=1)
+    directory = predictor.save(tmp_path_factory.mktemp("ckpt") / "predictor")
+    return predictor, directory
+
+
+def test_save_load_round_trip_gives_identical_scores(saved):
+    predictor, directory = saved
+    loaded = Predictor.load(directory)
+    np.testing.assert_array_equal(predictor.score(PROMPTS), loaded.score(PROMPTS))
+    assert loaded.config.max_length == 128
+    assert {p.name for p in directory.iterdir()} >= {"config.json", "model.safetensors", "encoder_config.json"}
+
+
+def test_scores_do_not_depend_on_batching(saved):
+    predictor, _ = saved
+    np.testing.assert_allclose(predictor.score(PROMPTS, batch_size=1), predictor.score(PROMPTS, batch_size=4), atol=1e-5)
+
+
+def test_empty_prompt_list_and_non_string_are_rejected(saved):
+    predictor, _ = saved
+    with pytest.raises(ValueError, match="at least one prompt"):
+        predictor.score([])
+    with pytest.raises(TypeError, match="strings"):
+        predictor.score([None])
+
+
+def test_corrupt_weights_fail_with_a_clear_error(saved, tmp_path):
+    _, directory = saved
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for item in directory.iterdir():
+        (broken / item.name).write_bytes(item.read_bytes())
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="corrupt weights.*pars train"):
+        Predictor.load(broken)
+
+
+def test_missing_files_and_bad_config_fail_with_a_clear_error(saved, tmp_path):
+    with pytest.raises(CheckpointError, match="no predictor checkpoint"):
+        Predictor.load(tmp_path / "nowhere")
+    _, directory = saved
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "config.json").write_text((directory / "config.json").read_text())
+    with pytest.raises(CheckpointError, match="has no encoder_config.json"):
+        Predictor.load(partial)
+    for item in directory.iterdir():
+        (partial / item.name).write_bytes(item.read_bytes())
+    (partial / "config.json").write_text(json.dumps({"pooling": "mean", "unexpected": 1}))
+    with pytest.raises(CheckpointError, match="unreadable config"):
+        Predictor.load(partial)
+
+
+def test_unknown_encoder_is_never_downloaded(tmp_path):
+    with pytest.raises(EncoderNotFound, match="never downloaded"):
+        Predictor.untrained("bert-base-uncased")
