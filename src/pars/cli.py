@@ -17,6 +17,8 @@ from rich.table import Table
 from pars.paths import default_predictor_dir
 
 app = typer.Typer(help="PARS: prompt-aware request scheduling with a pairwise length ranker.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print and save comparison tables and plots.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 console = Console(stderr=True)
 REPORT_MODELS = ("gpt4_1106_preview", "Meta-Llama-3-70B-Instruct", "Mistral-7B-Instruct-v0.2", "vicuna-13b-v1.5",
                  "Sky-T1-32B")
