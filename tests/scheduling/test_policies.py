@@ -1,0 +1,100 @@
+"""Policies: fcfs, oracle and predicted verdicts, including every fallback reason."""
+
+import math
+
+import pytest
+
+from pars.scheduling import POLICY_CLASSES, FCFSPolicy, OraclePolicy, PredictedPolicy, RequestView
+
+
+def view(rid="r", tokens=(5, 6, 7), true_length=None) -> RequestView:
+    return RequestView(rid, list(tokens), true_length)
+
+
+def test_policies_are_chosen_by_name():
+    assert set(POLICY_CLASSES) == {"fcfs", "oracle", "predicted"}
+
+
+def test_fcfs_gives_everyone_the_same_size():
+    policy = FCFSPolicy()
+    assert policy.on_arrival(view("a")).size == policy.on_arrival(view("b")).size == 0.0
+
+
+@pytest.mark.parametrize("length", [0, 7, 2048, "300"])
+def test_oracle_size_grows_with_true_length(length):
+    assert OraclePolicy().on_arrival(view(true_length=length)).size == pytest.approx(math.log2(1 + float(length)))
+
+
+@pytest.mark.parametrize("length", [None, "many", -3, True, math.inf])
+def test_oracle_without_a_valid_length_falls_back(length):
+    verdict = OraclePolicy().on_arrival(view(true_length=length))
+    assert verdict.size is None and verdict.fallback_reason == "missing_true_length"
+
+
+def collect_all(policy, expected: int, wait_s: float = 5.0) -> dict:
+    got = {}
+    for _ in range(50):
+        for verdict in policy.collect(wait_s):
+            assert verdict.request_id not in got, "a request got two verdicts"
+            got[verdict.request_id] = verdict
+        if len(got) >= expected:
+            break
+    return got
+
+
+def decode(token_ids):
+    if any(t >= 1000 for t in token_ids):
+        raise ValueError("unknown id")
+    return " ".join(f"w{t}" for t in token_ids if t > 0)
+
+
+def test_predicted_scores_decoded_prompts_in_batches():
+    batches = []
+
+    def score(prompts):
+        batches.append(list(prompts))
+        return [float(len(p)) for p in prompts]
+
+    policy = PredictedPolicy(score, decode, max_batch=32)
+    try:
+        for i in range(40):
+            assert policy.on_arrival(view(f"r{i}", tokens=range(1, i + 2))) is None
+        got = collect_all(policy, 40)
+    finally:
+        policy.close()
+    assert sorted(got) == sorted(f"r{i}" for i in range(40))
+    assert got["r3"].size == len(decode(range(1, 5)))
+    assert sum(len(b) for b in batches) == 40 and max(len(b) for b in batches) <= 32
+    assert len(batches) < 40  # batched, not one by one
+
+
+def test_predicted_falls_back_on_prompts_it_cannot_handle():
+    policy = PredictedPolicy(lambda prompts: [1.0] * len(prompts), decode, max_prompt_tokens=10)
+    try:
+        assert policy.on_arrival(view("empty", tokens=())).fallback_reason == "empty_prompt"
+        assert policy.on_arrival(view("huge", tokens=range(1, 20))).fallback_reason == "prompt_too_long"
+        policy.on_arrival(view("bad_ids", tokens=(1, 5000)))
+        policy.on_arrival(view("blank_text", tokens=(0, 0)))
+        policy.on_arrival(view("fine", tokens=(1, 2)))
+        got = collect_all(policy, 3)
+    finally:
+        policy.close()
+    assert got["bad_ids"].fallback_reason == "undecodable"
+    assert got["blank_text"].fallback_reason == "empty_prompt"
+    assert got["fine"].size == 1.0
+
+
+def test_predicted_falls_back_when_the_predictor_raises_or_returns_nonsense():
+    def score(prompts):
+        if any("w9" in p for p in prompts):
+            raise RuntimeError("injected predictor fault")
+        return [math.nan] * len(prompts)
+
+    policy = PredictedPolicy(score, decode)
+    try:
+        policy.on_arrival(view("raises", tokens=(9,)))
+        assert {v.fallback_reason for v in collect_all(policy, 1).values()} == {"predictor_error"}
+        policy.on_arrival(view("nan", tokens=(1,)))
+        assert collect_all(policy, 1)["nan"].fallback_reason == "predictor_error"
+    finally:
+        policy.close()
