@@ -1,0 +1,90 @@
+"""Latency statistics of one serving run, and ratios between policies measured in the same run.
+
+Pure: takes per-request timings (seconds on one monotonic clock), returns numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RequestTiming:
+    """What the client saw for one request; times are seconds since the run started."""
+
+    index: int
+    arrival_s: float
+    first_token_s: float
+    finish_s: float
+    output_tokens: int
+
+    @property
+    def ttft_s(self) -> float:
+        return self.first_token_s - self.arrival_s
+
+    @property
+    def e2e_s(self) -> float:
+        return self.finish_s - self.arrival_s
+
+
+@dataclass(frozen=True)
+class Distribution:
+    mean: float
+    p50: float
+    p90: float
+    p99: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Distribution:
+        data = np.asarray(values, dtype=float)
+        p50, p90, p99 = np.percentile(data, [50, 90, 99])
+        return cls(float(data.mean()), float(p50), float(p90), float(p99))
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    """Per-request distributions and throughput of one run.
+
+    queueing = TTFT minus the unloaded TTFT measured at warm-up (floored at 0): the client cannot see
+    when the engine scheduled a request, but on an idle engine TTFT is the prefill alone.
+    """
+
+    n: int
+    e2e: Distribution
+    ttft: Distribution
+    per_token: Distribution  # end-to-end latency / output tokens
+    queueing: Distribution
+    throughput_rps: float
+    throughput_tok_s: float
+    makespan_s: float
+
+
+def summarise(timings: Sequence[RequestTiming], unloaded_ttft_s: float = 0.0) -> LatencySummary:
+    if not timings:
+        raise ValueError("no request timings to summarise")
+    start = min(t.arrival_s for t in timings)
+    makespan = max(t.finish_s for t in timings) - start
+    tokens = sum(t.output_tokens for t in timings)
+    return LatencySummary(
+        n=len(timings),
+        e2e=Distribution.of([t.e2e_s for t in timings]),
+        ttft=Distribution.of([t.ttft_s for t in timings]),
+        per_token=Distribution.of([t.e2e_s / max(t.output_tokens, 1) for t in timings]),
+        queueing=Distribution.of([max(t.ttft_s - unloaded_ttft_s, 0.0) for t in timings]),
+        throughput_rps=len(timings) / makespan if makespan > 0 else float("nan"),
+        throughput_tok_s=tokens / makespan if makespan > 0 else float("nan"),
+        makespan_s=makespan,
+    )
+
+
+def ratio(value: float, reference: float) -> float:
+    return value / reference if reference > 0 else float("nan")
+
+
+def captured_reduction(fcfs: float, policy: float, oracle: float) -> float:
+    """(FCFS - policy) / (FCFS - oracle): the share of oracle SJF's improvement a policy gets (1 = all)."""
+    gap = fcfs - oracle
+    return (fcfs - policy) / gap if gap > 0 else float("nan")

@@ -1,0 +1,114 @@
+"""Serving workloads: test-split prompts with a target model's true response lengths, and arrival times.
+
+Pure and seeded: the same inputs give the same workload, so every policy in a run replays exactly the
+same requests. Prompts come from the TEST split only (never trained on). A trace gives arrival times
+only; each arrival is paired with a test prompt drawn by a seeded shuffle of the pool (the pool is
+cycled when there are more arrivals than test prompts), so the trace's own token counts are not used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pars.data.records import LengthRecord
+from pars.data.splits import PromptSplit
+
+ARRIVALS = ("burst", "poisson", "trace")
+
+
+@dataclass(frozen=True)
+class PoolPrompt:
+    """A test prompt and the target model's true response length for it (tokens)."""
+
+    prompt: str
+    true_tokens: int
+
+
+@dataclass(frozen=True)
+class WorkloadRequest:
+    """One request to send: `output_tokens` is its `max_tokens` (with ignore_eos) after length scaling."""
+
+    index: int
+    prompt: str
+    arrival_s: float
+    output_tokens: int
+    true_tokens: int
+
+
+@dataclass(frozen=True)
+class Workload:
+    arrival: str  # one of ARRIVALS
+    rate: float | None  # requests/s; None for a burst
+    length_scale: float
+    seed: int
+    requests: tuple[WorkloadRequest, ...]
+    trace: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.arrival == "burst":
+            return f"burst {len(self.requests)}"
+        name = self.trace if self.arrival == "trace" else "poisson"
+        return f"{name} {self.rate:.3g} req/s"
+
+
+def prompt_pool(records: Sequence[LengthRecord], target_model: str, split: PromptSplit,
+              max_prompt_chars: int | None = None) -> list[PoolPrompt]:
+    """The target model's test-split prompts, ordered by prompt id so the pool does not depend on file order.
+
+    `max_prompt_chars` truncates long prompts (the engine's context is limited; the predictor reads only
+    the first 128 tokens anyway).
+    """
+    rows = sorted((r for r in records if r.model == target_model and split.part_of(r.prompt) == "test"),
+                  key=lambda r: (r.source, r.prompt_id, r.prompt))
+    if not rows:
+        raise ValueError(f"no test-split prompts for target model {target_model!r}")
+    return [PoolPrompt(r.prompt[:max_prompt_chars] if max_prompt_chars else r.prompt, r.response_tokens)
+            for r in rows]
+
+
+def scale_length(tokens: int, factor: float) -> int:
+    """Monotone, so the order of lengths is kept (ties may appear); at least one token."""
+    if factor <= 0:
+        raise ValueError(f"length scale must be > 0, got {factor}")
+    return max(1, math.ceil(tokens * factor))
+
+
+def burst_arrivals(n: int) -> np.ndarray:
+    return np.zeros(n)
+
+
+def poisson_arrivals(n: int, rate: float, seed: int) -> np.ndarray:
+    """Exponential gaps at `rate` requests/s, the first arrival at 0."""
+    if rate <= 0:
+        raise ValueError(f"rate must be > 0, got {rate}")
+    gaps = np.random.default_rng(seed).exponential(1.0 / rate, size=n)
+    gaps[0] = 0.0
+    return np.cumsum(gaps)
+
+
+def assign_prompts(pool: Sequence[PoolPrompt], n: int, seed: int) -> list[PoolPrompt]:
+    """`n` prompts: a seeded permutation of the pool, cycled (each cycle freshly shuffled) if n > pool."""
+    rng = np.random.default_rng(seed)
+    chosen: list[PoolPrompt] = []
+    while len(chosen) < n:
+        chosen.extend(pool[i] for i in rng.permutation(len(pool)))
+    return chosen[:n]
+
+
+def build_workload(pool: Sequence[PoolPrompt], arrivals: np.ndarray, arrival: str, rate: float | None,
+                   length_scale: float, seed: int, trace: str | None = None) -> Workload:
+    """Pair sorted arrival times with prompts; the prompt seed is shared by every arrival process, so a
+    burst and a Poisson run of the same size send the same prompts in the same order."""
+    if arrival not in ARRIVALS:
+        raise ValueError(f"arrival must be one of {ARRIVALS}, got {arrival!r}")
+    prompts = assign_prompts(pool, len(arrivals), seed)
+    requests = tuple(
+        WorkloadRequest(i, p.prompt, float(t), scale_length(p.true_tokens, length_scale), p.true_tokens)
+        for i, (p, t) in enumerate(zip(prompts, np.sort(arrivals, kind="stable")))
+    )
+    return Workload(arrival, rate, length_scale, seed, requests, trace)
