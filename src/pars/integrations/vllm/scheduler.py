@@ -30,10 +30,12 @@ from pars.scheduling import (
 )
 from pars.scheduling.keys import NeutralSize
 
-logger = logging.getLogger(__name__)
+# A child of vLLM's "vllm" logger: the engine-core process configures only that one, so messages
+# logged under our own package name would be dropped there.
+logger = logging.getLogger("vllm.pars")
 
 TRUE_LENGTH_KEY = "pars_true_length"
-COUNTER_LOG_INTERVAL_S = 30.0
+COUNTER_LOG_INTERVAL_S = 10.0
 
 
 class RankedRequestQueue(RequestQueue):
@@ -87,7 +89,7 @@ class RankedScheduler(Scheduler):
     """Stock vLLM scheduling, except the waiting queue is a `RankedQueue` fed by `make_policy`.
 
     Public, read by tests and benchmarks: `counters` (SchedulingCounters), `ordering` (the policy),
-    `settings` (SchedulerSettings). Counters are also logged every 30 s when they change and at shutdown.
+    `settings` (SchedulerSettings). Counters are also logged (at most every 10 s) when they change and at shutdown.
     """
 
     policy_name: ClassVar[str]

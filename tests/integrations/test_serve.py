@@ -1,0 +1,82 @@
+"""`pars serve`: the command line it builds, and a real server answering on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from pars.integrations.vllm import POLICIES, serve_argv
+
+
+def test_every_policy_builds_a_server_command_on_localhost():
+    for name, policy in POLICIES.items():
+        argv = serve_argv("model-dir", name, port=8123, max_num_seqs=4, extra_args=["--enforce-eager"])
+        assert argv[argv.index("--host") + 1] == "127.0.0.1"
+        assert argv[-1] == "--enforce-eager" and argv[argv.index("--max-num-seqs") + 1] == "4"
+        if policy.scheduler_cls is None:
+            assert "--scheduler-cls" not in argv
+        else:
+            assert argv[argv.index("--scheduler-cls") + 1] == policy.scheduler_cls
+        if policy.uses_predictor:
+            config = json.loads(argv[argv.index("--additional-config") + 1])
+            assert config["pars"]["predictor"] == str(policy.default_predictor_dir())
+
+
+def test_unknown_policy_is_rejected():
+    with pytest.raises(ValueError, match="unknown policy"):
+        serve_argv("model-dir", "sjf-magic")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_healthy(client: httpx.Client, server: subprocess.Popen, timeout_s: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "the server exited during start-up"
+        try:
+            if client.get("/health").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(1.0)
+    raise TimeoutError("server did not become healthy")
+
+
+def test_pars_serve_answers_completions_and_chat_on_localhost(tiny_model, predictor_dir, tmp_path):
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
+    env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)  # the real server layout: engine core in its own process
+    command = [sys.executable, "-m", "pars.cli", "serve", str(tiny_model), "--policy", "pars",
+               "--predictor", str(predictor_dir), "--port", str(port), "--max-num-seqs", "4",
+               "--max-model-len", "4096", "--enforce-eager"]
+    with log_path.open("w") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60.0) as client:
+            wait_until_healthy(client, server)
+            completion = client.post("/v1/completions", json={
+                "model": str(tiny_model), "prompt": "Tell me about rivers", "max_tokens": 7,
+                "ignore_eos": True, "vllm_xargs": {"pars_true_length": 7}}).json()
+            assert completion["usage"]["completion_tokens"] == 7
+            chat = client.post("/v1/chat/completions", json={
+                "model": str(tiny_model), "messages": [{"role": "user", "content": "Hi there"}],
+                "max_tokens": 5, "ignore_eos": True}).json()
+            assert chat["usage"]["completion_tokens"] == 5
+            assert chat["choices"][0]["message"]["role"] == "assistant"
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    log_text = log_path.read_text()
+    assert "PARS predicted scheduler" in log_text, "the PARS scheduler was not plugged in"
