@@ -1,7 +1,8 @@
 """Evaluate a ranker on held-out records: per-model metrics and the overall mean over models.
 
-"Overall" is the mean of the per-model taus, never one tau over rows pooled across models (that would
-reward guessing which model a row came from).
+"Overall" is the mean of the per-model taus, never one tau over rows pooled across models or sources
+(that would reward guessing which model or source a row came from). A model that answered prompts of
+several sources is evaluated once per source, named `source/model`.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ def evaluate_scores(records: Sequence[LengthRecord], score_of: Callable[[LengthR
                     threshold: float = 0.2, min_prompts: int = MIN_PROMPTS_PER_MODEL) -> Evaluation:
     """Metrics per model from any scoring rule; models with fewer than `min_prompts` rows are left out."""
     by_model: dict[str, list[LengthRecord]] = defaultdict(list)
+    several_sources = len({r.source for r in records}) > 1
     for record in records:
-        by_model[record.model].append(record)
+        by_model[f"{record.source}/{record.model}" if several_sources else record.model].append(record)
     per_model = {}
     for model, rows in sorted(by_model.items()):
         if len(rows) < min_prompts:
