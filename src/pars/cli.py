@@ -197,5 +197,41 @@ def serve_command(
     exec_server(argv)
 
 
+@bench_app.command("rank")
+def bench_rank_command(
+    quick: Annotated[bool, typer.Option(help="Frozen encoder, one seed, no 256-token run (under 10 minutes)")] = False,
+    out: Annotated[Path, typer.Option(help="Where summary.md/json, plots and the run cache go")] = Path("results/ranking"),
+    data: Annotated[Optional[Path], typer.Option(help="Bundled data dir or a JSONL file [default: data/]")] = None,
+    report_only: Annotated[bool, typer.Option(help="Rebuild the report from cached runs; train nothing")] = False,
+) -> None:
+    """Rank test prompts with PARS (margin) against listmle, pointwise and classify, references, ablations, cross-model."""
+    from pars.bench.ranking import build_plan, load_bench_data, run_plan
+    from pars.bench.ranking_report import summarise, write_report
+    from pars.paths import PROJECT_ROOT
+
+    bench = load_bench_data(str(data) if data else None)
+    plan = build_plan(quick, bench.models)
+    with progress_bar() as progress:
+        task = progress.add_task("ranking runs", total=len({e.spec for e in plan}), info="")
+
+        def on_run(done: int, total: int, spec, cached: bool) -> None:
+            progress.update(task, completed=done, info=f"{spec.key}{' (cached)' if cached else ''}")
+
+        outcomes = run_plan(plan, bench, out, None if quick or data else PROJECT_ROOT / "artifacts", on_run,
+                            train_missing=not report_only)
+    summary = summarise(plan, outcomes, bench, settings={"quick": quick})
+    for path in write_report(summary, out):
+        console.print(f"wrote {path}")
+    table = Table(title=f"Kendall tau-b on {summary['settings']['test_prompts']} test prompts (mean over models)")
+    for column in ("method", "encoder", "tau (± std)", "pair accuracy", "seeds"):
+        table.add_column(column)
+    for name, row in summary["methods"].items():
+        table.add_row(name, row["encoder"], f"{row['kendall_tau_mean']:.3f} ± {row['kendall_tau_std']:.3f}",
+                      f"{row['pairwise_accuracy_mean']:.3f}", str(row["seeds"]))
+    for name, value in summary["references"].items():
+        table.add_row(f"reference: {name}", "", f"{value:.3f}", "", "")
+    Console().print(table)
+
+
 if __name__ == "__main__":
     app()

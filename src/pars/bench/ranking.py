@@ -1,0 +1,283 @@
+"""The ranking benchmark grid: which rankers `pars bench rank` trains, training them, and their test scores.
+
+Every run goes through the same training loop (`pars.predictor.training.train`) on the same prompt split;
+a run only changes the loss or one PARS design choice. Each run's test scores are cached as JSON under
+`<out>/runs/`, so an interrupted benchmark resumes and the report can be rebuilt without training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pars.data.labels import group_by_prompt
+from pars.data.records import LengthRecord
+from pars.data.splits import PromptSplit
+from pars.evaluation import distinct_prompts
+from pars.jobs import TrainJob, data_fingerprint, load_job_records
+from pars.predictor.model import LengthRanker, Predictor
+from pars.predictor.training import LOSSES, TrainSettings, train
+
+log = logging.getLogger(__name__)
+
+CROSS_MODELS = ("gpt4_1106_preview", "Meta-Llama-3-70B-Instruct", "Mistral-7B-Instruct-v0.2", "vicuna-13b-v1.5")
+SEEDS = (0, 1, 2)
+FINE_TUNE_EPOCHS = 1  # 2 CPU cores shared: one pass of MiniLM over ~1,300 prompts takes 3-6 minutes
+HEAD_EPOCHS = 20  # head-only training: validation pair accuracy levels off by about 20 passes
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One ranker to train. Defaults: the paper's PARS settings (gap threshold 0.2, margin 1, 128 prompt
+    tokens) with a generalist's consensus labels, on a frozen MiniLM encoder."""
+
+    loss: str = "margin"
+    seed: int = 0
+    freeze_encoder: bool = True
+    epochs: int = FINE_TUNE_EPOCHS  # passes when the encoder is fine-tuned
+    head_epochs: int = HEAD_EPOCHS  # passes when only the head trains (frozen encoder)
+    threshold: float = 0.2
+    margin: float = 1.0
+    max_length: int = 128
+    label_mode: str = "consensus"
+    train_model: str | None = None  # None: a generalist trained on every model's lengths
+
+    @property
+    def key(self) -> str:
+        """A file-name-safe id that changes whenever any field changes."""
+        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
+        encoder = "frozen" if self.freeze_encoder else f"ft{self.epochs}"
+        return f"{self.loss}-{encoder}-s{self.seed}-{digest}"
+
+    def settings(self) -> TrainSettings:
+        return TrainSettings(loss=self.loss, margin=self.margin, threshold=self.threshold, epochs=self.epochs,
+                             seed=self.seed, freeze_encoder=self.freeze_encoder, frozen_epochs=self.head_epochs)
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    """Where a run's result goes in the report: a table, a row of it, and the run (one seed of the row)."""
+
+    table: str  # "main" | "frozen" | "ablation" | "cross_model"
+    row: str
+    spec: RunSpec
+
+
+def build_plan(quick: bool, available_models: set[str]) -> list[PlanEntry]:
+    """The benchmark grid, most wanted runs first (an interrupted benchmark still leaves the key results).
+
+    Full: the four losses fine-tuned (seed 0), then the frozen-encoder runs (the four losses over 3 seeds,
+    ablations and cross-model on seed 0), then the fine-tuned seeds 1 and 2.
+    Quick: the frozen-encoder runs on seed 0 only, without the 256-token run.
+    """
+    frozen = RunSpec(freeze_encoder=True)
+    seeds = SEEDS[:1] if quick else SEEDS
+    entries = [PlanEntry("frozen", loss, replace(frozen, loss=loss, seed=s)) for s in seeds for loss in LOSSES]
+    ablations = {"threshold 0": {"threshold": 0.0}, "threshold 0.1": {"threshold": 0.1},
+                 "threshold 0.4": {"threshold": 0.4}, "margin 0.5": {"margin": 0.5}, "margin 2": {"margin": 2.0},
+                 "per-model labels": {"label_mode": "per-model"}}
+    if not quick:
+        ablations["max length 256"] = {"max_length": 256}
+    entries.append(PlanEntry("ablation", "PARS default (frozen)", frozen))
+    entries += [PlanEntry("ablation", row, replace(frozen, **change)) for row, change in ablations.items()]
+    entries.append(PlanEntry("cross_model", "generalist (frozen)", frozen))
+    entries += [PlanEntry("cross_model", m, replace(frozen, label_mode="per-model", train_model=m))
+                for m in CROSS_MODELS if m in available_models]
+    if quick:
+        return [replace(e, table="main") if e.table == "frozen" else e for e in entries]
+    tuned = [PlanEntry("main", loss, RunSpec(loss=loss, seed=s, freeze_encoder=False)) for s in SEEDS for loss in LOSSES]
+    tuned_margin = RunSpec(freeze_encoder=False)
+    extra = [PlanEntry("ablation", "fine-tuned encoder", tuned_margin),
+             PlanEntry("cross_model", "generalist (fine-tuned)", tuned_margin)]
+    return tuned[:len(LOSSES)] + entries + tuned[len(LOSSES):] + extra
+
+
+@dataclass(frozen=True)
+class BenchData:
+    """The records of one data set, split once by prompt; every run is scored on `test_prompts`."""
+
+    source: str
+    split: PromptSplit
+    parts: dict[str, list[LengthRecord]]
+    fingerprint: str
+
+    @property
+    def test(self) -> list[LengthRecord]:
+        return self.parts["test"]
+
+    @property
+    def test_prompts(self) -> list[str]:
+        return distinct_prompts(self.parts["test"])
+
+    @property
+    def models(self) -> set[str]:
+        return {r.model for part in self.parts.values() for r in part}
+
+
+def load_bench_data(data: str | None = None, split_seed: int = 0) -> BenchData:
+    job = TrainJob(data=data, split_seed=split_seed)
+    records = load_job_records(job)
+    split = PromptSplit(seed=split_seed)
+    return BenchData(data or "bundled", split, split.partition(records), data_fingerprint(records))
+
+
+class CachedEmbeddingRanker(LengthRanker):
+    """A ranker over a FROZEN encoder: each token sequence's pooled embedding is computed once, and only
+    the head is a registered parameter.
+
+    The training loop re-scores the validation prompts after every head-only epoch and copies the state of
+    the best epoch; with the encoder outside the state that is cheap, and the embeddings are shared across
+    epochs and runs. Its `state_dict` holds the head alone: do not save it as a checkpoint.
+    """
+
+    def __init__(self, ranker: LengthRanker, cache: dict[bytes, torch.Tensor]) -> None:
+        torch.nn.Module.__init__(self)
+        self.frozen_encoder = (ranker.encoder,)  # a tuple, so torch does not register it as a submodule
+        self.pooling, self.head = ranker.pooling, ranker.head
+        self.cache = cache
+
+    @property
+    def encoder(self) -> torch.nn.Module:
+        return self.frozen_encoder[0]
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        keys = [ids[mask.bool()].numpy().tobytes() for ids, mask in zip(input_ids, attention_mask)]
+        missing = [i for i, key in enumerate(keys) if key not in self.cache]
+        if missing:
+            with torch.no_grad():
+                fresh = super().embed(input_ids[missing], attention_mask[missing])
+            self.cache.update({keys[i]: row for i, row in zip(missing, fresh)})
+        return torch.stack([self.cache[key] for key in keys])
+
+
+def warm_cache(cache: dict[bytes, torch.Tensor], prompts: list[str], max_length: int) -> None:
+    """Embed every prompt once, sorted by length (`Predictor.score` pads little), before the frozen runs."""
+    predictor = Predictor.untrained(max_length=max_length)
+    predictor.ranker = CachedEmbeddingRanker(predictor.ranker, cache)
+    predictor.score(prompts, batch_size=64)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    spec: RunSpec
+    scores: list[float]  # one per `BenchData.test_prompts`, in that order
+    train_seconds: float
+    best_epoch: int
+    history: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "spec": asdict(self.spec)}
+
+
+def _rows_for(records: Sequence[LengthRecord], model: str | None) -> list[LengthRecord]:
+    return list(records) if model is None else [r for r in records if r.model == model]
+
+
+def initial_head_bias(loss: str, lengths: np.ndarray, bucket_edges: Sequence[float]) -> np.ndarray | None:
+    """The head bias a loss should start from: the mean log length (pointwise), log bucket shares (classify).
+
+    The ranking losses do not see the bias. The regression targets sit near log(300) = 5.7, far from a fresh
+    head's ~0; with Huber's unit gradient and the head's learning rate the bias alone would use up training.
+    lengths: [prompts, labels] with NaN where unknown.
+    """
+    known = lengths[~np.isnan(lengths)]
+    if loss == "pointwise":
+        return np.array([np.log1p(known).mean()])
+    if loss == "classify":
+        counts = np.bincount(np.searchsorted(np.asarray(bucket_edges), known, side="right"),
+                             minlength=len(bucket_edges) + 1)
+        return np.log((counts + 1) / (counts.sum() + len(counts)))
+    return None
+
+
+def train_run(spec: RunSpec, data: BenchData, cache: dict[bytes, torch.Tensor],
+              save_to: Path | None = None) -> RunOutcome:
+    """Train one ranker on the train prompts (of `spec.train_model` only, if set) and score the test prompts."""
+    settings = spec.settings()
+    train_labels = group_by_prompt(_rows_for(data.parts["train"], spec.train_model), spec.label_mode)
+    val_labels = group_by_prompt(_rows_for(data.parts["val"], spec.train_model), spec.label_mode)
+    head_outputs = len(settings.bucket_edges) + 1 if spec.loss == "classify" else 1
+    predictor = Predictor.untrained(max_length=spec.max_length, head_outputs=head_outputs, seed=spec.seed)
+    bias = initial_head_bias(spec.loss, train_labels.lengths, settings.bucket_edges)
+    if bias is not None:
+        with torch.no_grad():
+            predictor.ranker.head.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+    if spec.freeze_encoder:
+        predictor.ranker = CachedEmbeddingRanker(predictor.ranker, cache)
+    started = time.perf_counter()
+    result = train(predictor, train_labels, val_labels, settings)
+    seconds = round(time.perf_counter() - started, 1)
+    scores = predictor.score(data.test_prompts, batch_size=64)
+    if save_to is not None:
+        predictor.config.bucket_edges = list(settings.bucket_edges) if head_outputs > 1 else []
+        predictor.config.training = {**asdict(settings), "label_mode": spec.label_mode, "models": "all",
+                                     "split": data.split.to_dict(), "data_fingerprint": data.fingerprint,
+                                     "train_prompts": len(train_labels.prompts), "train_seconds": seconds,
+                                     "result": result.to_dict(), "benchmark_run": spec.key}
+        predictor.save(save_to)
+        log.info("saved the %s checkpoint to %s", spec.loss, save_to)
+    return RunOutcome(spec, [float(s) for s in scores], seconds, result.best_epoch,
+                      [asdict(h) for h in result.history])
+
+
+def _cache_path(out: Path, spec: RunSpec) -> Path:
+    return out / "runs" / f"{spec.key}.json"
+
+
+def load_outcome(out: Path, spec: RunSpec, data: BenchData) -> RunOutcome | None:
+    """A cached outcome of `spec` on exactly this data and split, or None."""
+    path = _cache_path(out, spec)
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    if saved.get("data_fingerprint") != data.fingerprint or len(saved["scores"]) != len(data.test_prompts):
+        return None
+    return RunOutcome(spec, saved["scores"], saved["train_seconds"], saved["best_epoch"], saved["history"])
+
+
+def save_outcome(out: Path, outcome: RunOutcome, data: BenchData) -> None:
+    path = _cache_path(out, outcome.spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {**outcome.to_dict(), "data_fingerprint": data.fingerprint}
+    payload["scores"] = [round(s, 5) for s in outcome.scores]
+    path.write_text(json.dumps(payload) + "\n")
+
+
+RunHook = Callable[[int, int, RunSpec, bool], None]  # (done, total, spec, was cached) after each run
+
+
+def run_plan(plan: Sequence[PlanEntry], data: BenchData, out: Path, checkpoint_dir: Path | None = None,
+             on_run: RunHook | None = None, train_missing: bool = True) -> dict[RunSpec, RunOutcome]:
+    """Train (or load from the cache) every distinct run of the plan, in plan order.
+
+    With `checkpoint_dir`, the seed-0 fine-tuned run of each loss is saved as `<dir>/predictor-<loss>`.
+    Without `train_missing`, runs that are not cached are left out (a report of what has finished).
+    """
+    specs = list(dict.fromkeys(entry.spec for entry in plan))
+    cache: dict[bytes, torch.Tensor] = {}
+    warmed: set[int] = set()
+    outcomes = {}
+    for done, spec in enumerate(specs, start=1):
+        outcome = load_outcome(out, spec, data)
+        cached = outcome is not None
+        if outcome is None and not train_missing:
+            continue
+        if outcome is None and spec.freeze_encoder and spec.max_length not in warmed:
+            warm_cache(cache, distinct_prompts([r for part in data.parts.values() for r in part]), spec.max_length)
+            warmed.add(spec.max_length)
+        if outcome is None:
+            keep = checkpoint_dir is not None and spec == RunSpec(loss=spec.loss, freeze_encoder=False)
+            outcome = train_run(spec, data, cache, checkpoint_dir / f"predictor-{spec.loss}" if keep else None)
+            save_outcome(out, outcome, data)
+        outcomes[spec] = outcome
+        if on_run:
+            on_run(done, len(specs), spec, cached)
+    return outcomes

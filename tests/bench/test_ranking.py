@@ -1,0 +1,126 @@
+"""The ranking benchmark: its grid, the frozen-embedding cache, seed statistics, and `pars bench rank` end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from pars.bench.ranking import CROSS_MODELS, CachedEmbeddingRanker, RunOutcome, RunSpec, build_plan, initial_head_bias
+from pars.bench.ranking_report import row_stats
+from pars.cli import app
+from pars.data import load_bundled
+from pars.paths import bundled_data_dir
+from pars.predictor import Predictor
+
+LOSS_NAMES = {"margin", "listmle", "pointwise", "classify"}
+TINY_MODELS = [*CROSS_MODELS, "vicuna-13b-v1.5-togetherai", "higgs-llama-3-70b-v2"]
+
+
+def test_quick_plan_is_frozen_single_seed_and_covers_every_loss():
+    plan = build_plan(quick=True, available_models=set(CROSS_MODELS))
+    assert all(e.spec.freeze_encoder and e.spec.seed == 0 for e in plan)
+    assert {e.row for e in plan if e.table == "main"} == LOSS_NAMES
+    assert not any(e.spec.max_length == 256 for e in plan)
+    assert {e.row for e in plan if e.table == "cross_model"} == {"generalist (frozen)", *CROSS_MODELS}
+
+
+def test_full_plan_fine_tunes_the_main_losses_over_three_seeds_seed_zero_first():
+    plan = build_plan(quick=False, available_models={"gpt4_1106_preview"})
+    main = [e for e in plan if e.table == "main"]
+    assert len(main) == 12 and not any(e.spec.freeze_encoder for e in main)
+    assert {e.spec.seed for e in main} == {0, 1, 2}
+    assert [e.spec.loss for e in plan[:4]] == ["margin", "listmle", "pointwise", "classify"]
+    assert all(e.spec.seed == 0 for e in plan[:4])
+    assert {e.spec.seed for e in plan if e.table in ("ablation", "cross_model")} == {0}
+    trained_on = {e.spec.train_model for e in plan if e.table == "cross_model"}
+    assert trained_on == {None, "gpt4_1106_preview"}  # models absent from the data are skipped
+
+
+def test_run_key_changes_with_every_setting():
+    base = RunSpec()
+    variants = [RunSpec(loss="listmle"), RunSpec(seed=1), RunSpec(threshold=0.0), RunSpec(margin=2.0),
+                RunSpec(max_length=256), RunSpec(label_mode="per-model"), RunSpec(train_model="x"),
+                RunSpec(freeze_encoder=False), RunSpec(head_epochs=5)]
+    assert len({base.key, *(v.key for v in variants)}) == len(variants) + 1
+
+
+def test_cached_embeddings_match_the_encoder_and_are_computed_once():
+    predictor = Predictor.untrained(max_length=32)
+    batch = predictor.tokenize(["a short prompt", "a somewhat longer prompt about ranking", "a short prompt"])
+    expected = predictor.ranker.embed(batch["input_ids"], batch["attention_mask"]).detach()
+    cache = {}
+    cached = CachedEmbeddingRanker(predictor.ranker, cache)
+    first = cached.embed(batch["input_ids"], batch["attention_mask"])
+    assert len(cache) == 2
+    torch.testing.assert_close(first, expected, atol=1e-5, rtol=1e-4)
+    alone = predictor.tokenize(["a short prompt"])  # no padding now: same tokens, same cache entry
+    torch.testing.assert_close(cached.embed(alone["input_ids"], alone["attention_mask"])[0], expected[0])
+    assert len(cache) == 2
+
+
+def test_pointwise_head_starts_at_the_mean_log_length_ignoring_missing_labels():
+    lengths = np.array([[0.0, np.nan], [np.e ** 2 - 1, np.nan]])
+    assert initial_head_bias("pointwise", lengths, (10.0,)) == pytest.approx([1.0])
+
+
+def test_classify_head_starts_at_smoothed_log_bucket_shares():
+    lengths = np.array([[5.0], [50.0], [50.0], [500.0], [np.nan]])  # buckets 0, 1, 1, 2
+    expected = np.log(np.array([2, 3, 2]) / 7)
+    assert initial_head_bias("classify", lengths, (10.0, 100.0)) == pytest.approx(expected)
+
+
+def test_ranking_losses_keep_the_fresh_head_bias():
+    assert initial_head_bias("margin", np.ones((2, 1)), ()) is None
+    assert initial_head_bias("listmle", np.ones((2, 1)), ()) is None
+
+
+def test_row_stats_are_mean_and_sample_std_over_seeds():
+    runs = [{"kendall_tau": 0.2, "pairwise_accuracy": 0.6, "spearman": 0.3, "noise_pair_tau": 0.1,
+             "per_source": {"s": 0.2}},
+            {"kendall_tau": 0.4, "pairwise_accuracy": 0.8, "spearman": 0.5, "noise_pair_tau": float("nan"),
+             "per_source": {"s": 0.4}}]
+    outcomes = [RunOutcome(RunSpec(seed=s), [], 10.0 * (s + 1), 1) for s in (0, 1)]
+    stats = row_stats(runs, outcomes)
+    assert stats["kendall_tau_mean"] == pytest.approx(0.3)
+    assert stats["kendall_tau_std"] == pytest.approx(np.std([0.2, 0.4], ddof=1))
+    assert stats["pairwise_accuracy_mean"] == pytest.approx(0.7)
+    assert stats["noise_pair_tau_mean"] == pytest.approx(0.1)  # NaN seeds are left out
+    assert stats["seeds"] == 2 and stats["train_seconds_mean"] == 15.0
+
+
+@pytest.fixture(scope="module")
+def tiny_jsonl(tmp_path_factory):
+    """80 AlpacaEval prompts with real lengths of the cross-model models and both vicuna runs."""
+    records = load_bundled(bundled_data_dir(), models=TINY_MODELS)
+    keep = set(sorted({r.prompt_id for r in records if r.source == "alpaca_eval"})[:80])
+    path = tmp_path_factory.mktemp("rank") / "tiny.jsonl"
+    with path.open("w") as f:
+        for r in records:
+            if r.prompt_id in keep:
+                f.write(json.dumps({"prompt": r.prompt, "response_tokens": r.response_tokens, "model": r.model,
+                                    "source": r.source}) + "\n")
+    return path
+
+
+def test_bench_rank_quick_end_to_end_writes_tables_json_and_plots(tiny_jsonl, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["bench", "rank", "--quick", "--data", str(tiny_jsonl), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["methods"]) == LOSS_NAMES
+    for stats in summary["methods"].values():
+        assert -1 <= stats["kendall_tau_mean"] <= 1 and 0 <= stats["pairwise_accuracy_mean"] <= 1
+        assert stats["kendall_tau_std"] == 0.0 and stats["seeds"] == 1
+    assert set(summary["references"]) == {"prompt_length", "crowd_median", "noise_ceiling"}
+    assert set(summary["cross_model"]) == {"generalist (frozen)", *CROSS_MODELS}
+    assert set(summary["cross_model"]["gpt4_1106_preview"]) >= set(CROSS_MODELS)
+    assert "| margin |" in (tmp_path / "summary.md").read_text()
+    for plot in ("tau_by_method.png", "cross_model.png", "ablations.png"):
+        assert (tmp_path / plot).stat().st_size > 1000
+
+    again = runner.invoke(app, ["bench", "rank", "--quick", "--data", str(tiny_jsonl), "--out", str(tmp_path),
+                                "--report-only"])
+    assert again.exit_code == 0, again.output
+    assert json.loads((tmp_path / "summary.json").read_text())["methods"] == summary["methods"]
