@@ -233,5 +233,57 @@ def bench_rank_command(
     Console().print(table)
 
 
+def parse_floats(text: Optional[str]) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(",") if x.strip()) if text else ()
+
+
+@bench_app.command("serve")
+def bench_serve_command(
+    policies: Annotated[Optional[str], typer.Option(help="Comma-separated [default: fcfs,pars,oracle + baselines with checkpoints]")] = None,
+    rates: Annotated[Optional[str], typer.Option(help="Absolute arrival rates, req/s (overrides --loads)")] = None,
+    loads: Annotated[str, typer.Option(help="Rates as fractions of the FCFS burst capacity")] = "0.5,0.7,0.85,0.95,1.1",
+    burst: Annotated[int, typer.Option(help="Requests in the burst run (0: none; then give --rates)")] = 80,
+    trace: Annotated[Optional[str], typer.Option(help="azure-conv | azure-code | mooncake-conv instead of Poisson")] = None,
+    requests: Annotated[int, typer.Option(help="Requests per rate run")] = 300,
+    duration: Annotated[Optional[float], typer.Option(help="Seconds of arrivals per rate run (overrides --requests)")] = None,
+    length_scale: Annotated[float, typer.Option(help="Multiply every response length (keeps their order)")] = 1.0,
+    target_model: Annotated[str, typer.Option(help="Whose true response lengths to replay")] = "gpt-3.5-turbo-1106",
+    model: Annotated[Optional[Path], typer.Option(help="Served model dir [default: artifacts/tiny-model, built if missing]")] = None,
+    max_num_seqs: Annotated[int, typer.Option(help="vLLM's running batch limit")] = 4,
+    kv_cache_gib: Annotated[int, typer.Option(help="VLLM_CPU_KVCACHE_SPACE")] = 1,
+    predictor: PredictorOption = None,
+    seed: Annotated[int, typer.Option(help="Seed of prompt choice and arrivals")] = 0,
+    quick: Annotated[bool, typer.Option(help="Burst 40 + one Poisson run at 0.95 load, 120 requests (a few minutes)")] = False,
+    out: Annotated[Path, typer.Option(help="Where summary.md/json, requests.jsonl and plots go")] = Path("results/serving"),
+) -> None:
+    """Replay test prompts on a real vLLM engine under each policy; latency, throughput, ratios vs FCFS and oracle."""
+    from dataclasses import replace
+    from datetime import datetime, timezone
+
+    from pars.bench.serving import (BenchmarkError, EngineSettings, ensure_model, resolve_policies,
+                                    run_serving_benchmark)
+    from pars.bench.serving_report import TABLE_COLUMNS, settings_dict, table_cells, write_outputs
+    from pars.bench.workload import QUICK_PLAN, ArrivalPlan
+    from pars.paths import PROJECT_ROOT
+
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        specs = resolve_policies(policies.split(",") if policies else None, predictor)
+        plan = ArrivalPlan(requests, burst, parse_floats(loads), parse_floats(rates), duration, trace, length_scale, seed)
+        plan = replace(plan, **QUICK_PLAN) if quick else plan
+        engine = EngineSettings(str(ensure_model(model or PROJECT_ROOT / "artifacts" / "tiny-model")), max_num_seqs,
+                                kv_cache_gib=kv_cache_gib)
+        result, split = run_serving_benchmark(engine, specs, plan, target_model)
+    except (BenchmarkError, ValueError) as err:
+        fail(str(err))
+    rows = write_outputs(out, settings_dict(engine, plan, target_model, split, result, started), result)
+    table = Table(title=f"Serving latency, length scale {plan.length_scale} ({out / 'summary.md'})")
+    for _, title, _ in TABLE_COLUMNS:
+        table.add_column(title, justify="left" if title in ("policy", "workload") else "right")
+    for row in sorted(rows, key=lambda r: (r["arrival"] != "burst", r["rate"] or 0.0)):
+        table.add_row(*table_cells(row))
+    Console().print(table)
+
+
 if __name__ == "__main__":
     app()

@@ -13,13 +13,15 @@ import numpy as np
 
 @dataclass(frozen=True)
 class RequestTiming:
-    """What the client saw for one request; times are seconds since the run started."""
+    """One request's times in seconds since the run started: sent by the client, first and last token
+    as stamped by the engine; `queueing_s` the engine's scheduled - queued time."""
 
     index: int
     arrival_s: float
     first_token_s: float
     finish_s: float
     output_tokens: int
+    queueing_s: float
 
     @property
     def ttft_s(self) -> float:
@@ -46,11 +48,7 @@ class Distribution:
 
 @dataclass(frozen=True)
 class LatencySummary:
-    """Per-request distributions and throughput of one run.
-
-    queueing = TTFT minus the unloaded TTFT measured at warm-up (floored at 0): the client cannot see
-    when the engine scheduled a request, but on an idle engine TTFT is the prefill alone.
-    """
+    """Per-request distributions and throughput (over first arrival to last finish) of one run."""
 
     n: int
     e2e: Distribution
@@ -62,7 +60,7 @@ class LatencySummary:
     makespan_s: float
 
 
-def summarise(timings: Sequence[RequestTiming], unloaded_ttft_s: float = 0.0) -> LatencySummary:
+def summarise(timings: Sequence[RequestTiming]) -> LatencySummary:
     if not timings:
         raise ValueError("no request timings to summarise")
     start = min(t.arrival_s for t in timings)
@@ -73,7 +71,7 @@ def summarise(timings: Sequence[RequestTiming], unloaded_ttft_s: float = 0.0) ->
         e2e=Distribution.of([t.e2e_s for t in timings]),
         ttft=Distribution.of([t.ttft_s for t in timings]),
         per_token=Distribution.of([t.e2e_s / max(t.output_tokens, 1) for t in timings]),
-        queueing=Distribution.of([max(t.ttft_s - unloaded_ttft_s, 0.0) for t in timings]),
+        queueing=Distribution.of([t.queueing_s for t in timings]),
         throughput_rps=len(timings) / makespan if makespan > 0 else float("nan"),
         throughput_tok_s=tokens / makespan if makespan > 0 else float("nan"),
         makespan_s=makespan,

@@ -1,10 +1,13 @@
-"""Replay serving workloads over real HTTP against `pars serve` (vLLM's OpenAI server) on 127.0.0.1.
+"""Replay serving workloads on a real vLLM engine (AsyncLLM, engine core in its own process) per policy.
 
-Why HTTP and not an in-process AsyncLLM: it is the path users deploy, the client sits in its own process
-like a real one, and everything the server does for a request (tokenising, PARS scoring inside the engine
-core, streaming) happens inside the measured latency. Each policy gets a fresh server with the same
-settings; the FCFS server runs first, and its burst throughput (the engine's capacity) sets the Poisson
-and trace rates that every policy then replays identically.
+Why AsyncLLM and not HTTP to `pars serve`: on 2 shared cores the OpenAI server and an HTTP client had to
+handle one streamed event per token, fell seconds behind the engine and delivered whole responses at once,
+so client-side timings measured CPU starvation of the front end, not the queue order the policies change.
+Here the front end only submits requests and collects the final output (no detokenisation, FINAL_ONLY),
+and per-request times come from vLLM's own stats: first and last token as stamped by the engine core,
+queueing as engine scheduled - queued. PARS scoring runs inside the engine core, so it is on the clock.
+Each policy gets a fresh engine with the same settings; FCFS runs first, and its burst throughput (the
+engine's capacity) sets the Poisson and trace rates that every policy then replays identically.
 """
 
 from __future__ import annotations
@@ -13,32 +16,30 @@ import asyncio
 import json
 import logging
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
-
-import httpx
+from typing import Any
 
 from pars.bench.latency import LatencySummary, RequestTiming, summarise
-from pars.bench.workload import Workload, WorkloadRequest
-from pars.integrations.vllm.serve import serve_argv
+from pars.bench.traces import load_trace
+from pars.bench.workload import ArrivalPlan, Workload, WorkloadRequest, prompt_pool
+from pars.data import PromptSplit, load_records
+from pars.integrations.vllm.policies import get_policy, scheduler_config
+from pars.integrations.vllm.scheduler import TRUE_LENGTH_KEY
+from pars.integrations.vllm.tiny_model import make_tiny_model
+from pars.paths import bundled_data_dir
 
 log = logging.getLogger(__name__)
 
 WARMUP_REQUESTS = 5
 WARMUP_TOKENS = 16
-ORACLE_FIELD = "pars_true_length"
 
 
 class BenchmarkError(RuntimeError):
-    """A run lost a request, got the wrong number of tokens, or the server did not come up."""
+    """A run lost a request or a request got the wrong number of tokens."""
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,19 @@ class EngineSettings:
     max_num_seqs: int = 4
     max_model_len: int = 4096
     kv_cache_gib: int = 1
-    start_timeout_s: float = 900.0
 
-    def server_argv(self, policy: str, predictor_dir: Path | None, port: int) -> list[str]:
-        # Eager mode skips a long torch.compile at start; prefix caching off so runs do not depend on order.
-        extra = ["--max-model-len", str(self.max_model_len), "--enforce-eager", "--no-enable-prefix-caching",
-                 "--seed", "0"]
-        return serve_argv(self.model, policy, predictor_dir, "127.0.0.1", port, self.max_num_seqs, extra)
+    def engine_args(self, policy: str, predictor_dir: Path | None) -> Any:  # noqa: ANN401 - AsyncEngineArgs
+        """Eager mode skips a long compile at start; prefix caching off so runs do not depend on order."""
+        from vllm.engine.arg_utils import AsyncEngineArgs
+
+        chosen = get_policy(policy)
+        extra: dict[str, Any] = {}
+        if chosen.scheduler_cls is not None:
+            extra = {"scheduler_cls": chosen.scheduler_cls,
+                     "additional_config": scheduler_config(chosen, predictor_dir)}
+        return AsyncEngineArgs(model=self.model, max_num_seqs=self.max_num_seqs, max_model_len=self.max_model_len,
+                               enforce_eager=True, enable_prefix_caching=False, disable_log_stats=False, seed=0,
+                               **extra)
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,7 @@ class RunResult:
 
 @dataclass
 class PolicyRecord:
-    """Per-policy facts for the report: unloaded TTFT, machine load around the runs, server log."""
+    """Per-policy facts for the report: engine start time, unloaded TTFT, machine load around the runs."""
 
     policy: str
     predictor: str | None
@@ -77,7 +84,6 @@ class PolicyRecord:
     start_s: float = float("nan")
     loadavg_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     loadavg_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    log_file: str = ""
 
 
 @dataclass
@@ -87,131 +93,52 @@ class BenchmarkResult:
     capacity_rps: float | None = None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def sampling_params(output_tokens: int) -> Any:  # noqa: ANN401 - vllm.SamplingParams
+    """Exactly `output_tokens` tokens; every policy gets the same parameters, only the oracle reads the
+    true length in extra_args."""
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    return SamplingParams(max_tokens=output_tokens, ignore_eos=True, temperature=0.0, detokenize=False,
+                          output_kind=RequestOutputKind.FINAL_ONLY, extra_args={TRUE_LENGTH_KEY: output_tokens})
 
 
-def _log_tail(path: Path, lines: int = 30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+async def _replay(engine: Any, tag: str, requests: Sequence[WorkloadRequest]) -> list[RequestTiming]:
+    """Submit every request at its arrival time; any unfinished or short request fails the run loudly.
 
-
-@contextmanager
-def running_server(settings: EngineSettings, policy: str, predictor_dir: Path | None, log_file: Path
-                   ) -> Iterator[str]:
-    """Start the policy's server, wait for /health, yield its base URL; stop its process group afterwards."""
-    port = free_port()
-    argv = settings.server_argv(policy, predictor_dir, port)
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(settings.kv_cache_gib)}
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    log.info("starting %s server: %s", policy, " ".join(argv))
-    with log_file.open("wb") as sink:
-        process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(process, base_url, settings.start_timeout_s, log_file)
-        yield base_url
-    finally:
-        _stop(process)
-
-
-def _wait_healthy(process: subprocess.Popen, base_url: str, timeout_s: float, log_file: Path) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BenchmarkError(f"server exited with code {process.returncode}; log {log_file}:\n{_log_tail(log_file)}")
-        try:
-            if httpx.get(f"{base_url}/health", timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(1.0)
-    raise BenchmarkError(f"server not healthy after {timeout_s:.0f} s; log {log_file}:\n{_log_tail(log_file)}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the server's own process group (it started the engine core), SIGKILL if it lingers."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def request_body(model: str, prompt: str, output_tokens: int) -> dict:
-    """Exactly `output_tokens` tokens (ignore_eos); the oracle reads the true length from vllm_xargs.
-
-    Every policy gets the identical body; only the oracle's scheduler looks at the extra field.
+    Times are seconds since the replay began, on the monotonic clock the engine core stamps tokens with.
     """
-    return {"model": model, "prompt": prompt, "max_tokens": output_tokens, "ignore_eos": True,
-            "temperature": 0.0, "stream": True, "stream_options": {"include_usage": True},
-            "vllm_xargs": {ORACLE_FIELD: output_tokens}}
+    start = time.monotonic()
 
+    async def one(request: WorkloadRequest) -> RequestTiming:
+        await asyncio.sleep(max(0.0, request.arrival_s - (time.monotonic() - start)))
+        sent = time.monotonic() - start
+        final = None
+        async for output in engine.generate(request.prompt, sampling_params(request.output_tokens),
+                                            request_id=f"{tag}-{request.index}"):
+            final = output
+        tokens = len(final.outputs[0].token_ids) if final is not None and final.finished else -1
+        if tokens != request.output_tokens:
+            raise BenchmarkError(f"{tag}: request {request.index} ended with {tokens} tokens, "
+                                 f"expected {request.output_tokens}")
+        stats = final.metrics
+        return RequestTiming(request.index, sent, stats.first_token_ts - start, stats.last_token_ts - start, tokens,
+                             queueing_s=stats.scheduled_ts - stats.queued_ts)
 
-async def _stream_one(client: httpx.AsyncClient, url: str, body: dict, clock: Callable[[], float]
-                      ) -> tuple[float, float, float, int]:
-    """(sent, first token, finish, completion tokens) for one streamed completion."""
-    sent = clock()
-    first: float | None = None
-    tokens: int | None = None
-    async with client.stream("POST", url, json=body) as response:
-        if response.status_code != 200:
-            await response.aread()
-            raise BenchmarkError(f"HTTP {response.status_code}: {response.text[:300]}")
-        async for line in response.aiter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            if chunk.get("choices") and first is None:
-                first = clock()
-            if chunk.get("usage"):
-                tokens = chunk["usage"]["completion_tokens"]
-    finish = clock()
-    if first is None or tokens is None:
-        raise BenchmarkError(f"stream ended without tokens or usage (first={first}, tokens={tokens})")
-    return sent, first, finish, tokens
-
-
-async def _replay(base_url: str, model: str, requests: Sequence[WorkloadRequest]) -> list[RequestTiming]:
-    url = f"{base_url}/v1/completions"
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(None), limits=limits) as client:
-        start = time.perf_counter()
-
-        def clock() -> float:
-            return time.perf_counter() - start
-
-        async def one(request: WorkloadRequest) -> RequestTiming:
-            await asyncio.sleep(max(0.0, request.arrival_s - clock()))
-            sent, first, finish, tokens = await _stream_one(
-                client, url, request_body(model, request.prompt, request.output_tokens), clock)
-            if tokens != request.output_tokens:
-                raise BenchmarkError(f"request {request.index} got {tokens} tokens, expected {request.output_tokens}")
-            return RequestTiming(request.index, sent, first, finish, tokens)
-
-        return list(await asyncio.gather(*(one(r) for r in requests)))
-
-
-def replay(base_url: str, model: str, requests: Sequence[WorkloadRequest]) -> list[RequestTiming]:
-    """Send every request at its arrival time; any lost or short request fails the run loudly."""
-    timings = asyncio.run(_replay(base_url, model, requests))
+    timings = list(await asyncio.gather(*(one(r) for r in requests)))
     if sorted(t.index for t in timings) != sorted(r.index for r in requests):
-        raise BenchmarkError("requests lost or duplicated in the replay")
+        raise BenchmarkError(f"{tag}: requests lost or duplicated in the replay")
     return timings
 
 
-def warm_up(base_url: str, model: str, concurrency: int) -> float:
+async def _warm_up(engine: Any, concurrency: int) -> float:
     """Outside any measurement: one concurrent batch (warms the batch shapes), then a few requests one at
     a time; returns the median TTFT of those (the unloaded TTFT)."""
     def request(i: int) -> WorkloadRequest:
         return WorkloadRequest(i, f"warm-up request {i}: say something.", 0.0, WARMUP_TOKENS, WARMUP_TOKENS)
 
-    replay(base_url, model, [request(i) for i in range(concurrency)])
-    ttfts = [replay(base_url, model, [request(i)])[0].ttft_s for i in range(WARMUP_REQUESTS)]
+    await _replay(engine, "warm-up-batch", [request(i) for i in range(concurrency)])
+    ttfts = [(await _replay(engine, f"warm-up-{i}", [request(i)]))[0].ttft_s for i in range(WARMUP_REQUESTS)]
     return statistics.median(ttfts)
 
 
@@ -228,43 +155,104 @@ class PolicySpec:
 WorkloadsFor = Callable[[float | None], list[tuple[Workload, float | None]]]
 
 
-def run_benchmark(settings: EngineSettings, policies: Sequence[PolicySpec], burst: Workload | None,
-                  rate_workloads: WorkloadsFor, log_dir: Path) -> BenchmarkResult:
-    """Run every policy on the same workloads, one fresh server each, FCFS first.
+async def _run_policy(settings: EngineSettings, spec: PolicySpec, burst: Workload | None,
+                      rate_workloads: WorkloadsFor, result: BenchmarkResult) -> PolicyRecord:
+    from vllm.v1.engine.async_llm import AsyncLLM
 
-    `rate_workloads(capacity)` builds the (workload, load) list once FCFS's burst capacity is known
-    (capacity None when there is no burst).
+    record = PolicyRecord(spec.name, str(spec.predictor) if spec.predictor else None, loadavg_before=_loadavg())
+    started = time.monotonic()
+    engine = AsyncLLM.from_engine_args(settings.engine_args(spec.name, spec.predictor))
+    try:
+        record.start_s = time.monotonic() - started
+        record.unloaded_ttft_s = await _warm_up(engine, 2 * settings.max_num_seqs)
+        log.info("%s: engine up in %.0f s, unloaded TTFT %.3f s", spec.name, record.start_s, record.unloaded_ttft_s)
+        calibrating = spec.name == "fcfs"
+        if burst is not None:
+            run = await _measure(engine, spec.name, burst, None)
+            result.runs.append(run)
+            if calibrating:
+                result.capacity_rps = run.summary.throughput_rps
+        for workload, load in rate_workloads(result.capacity_rps):
+            result.runs.append(await _measure(engine, spec.name, workload, load))
+    finally:
+        engine.shutdown()
+    record.loadavg_after = _loadavg()
+    return record
+
+
+def run_benchmark(settings: EngineSettings, policies: Sequence[PolicySpec], burst: Workload | None,
+                  rate_workloads: WorkloadsFor) -> BenchmarkResult:
+    """Run every policy on the same workloads, one fresh engine each, FCFS first.
+
+    `rate_workloads(capacity)` builds the (workload, load) list from FCFS's burst capacity (None when
+    there is no burst); it must return the same workloads for the same capacity.
     """
     if not policies or policies[0].name != "fcfs":
         raise ValueError("the policy list must start with fcfs (it calibrates the rates)")
+    os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(settings.kv_cache_gib)
     result = BenchmarkResult()
-    workloads: list[tuple[Workload, float | None]] | None = None
     for spec in policies:
-        record = PolicyRecord(spec.name, str(spec.predictor) if spec.predictor else None,
-                              loadavg_before=_loadavg(), log_file=str(log_dir / f"server-{spec.name}.log"))
-        started = time.monotonic()
-        with running_server(settings, spec.name, spec.predictor, Path(record.log_file)) as base_url:
-            record.start_s = time.monotonic() - started
-            record.unloaded_ttft_s = warm_up(base_url, settings.model, 2 * settings.max_num_seqs)
-            log.info("%s: server up in %.0f s, unloaded TTFT %.3f s", spec.name, record.start_s, record.unloaded_ttft_s)
-            if burst is not None:
-                run = _measure(spec.name, base_url, settings.model, burst, None, record.unloaded_ttft_s)
-                result.runs.append(run)
-                if workloads is None:
-                    result.capacity_rps = run.summary.throughput_rps
-            if workloads is None:
-                workloads = rate_workloads(result.capacity_rps)
-            for workload, load in workloads:
-                result.runs.append(_measure(spec.name, base_url, settings.model, workload, load, record.unloaded_ttft_s))
-        record.loadavg_after = _loadavg()
-        result.policies.append(record)
+        result.policies.append(asyncio.run(_run_policy(settings, spec, burst, rate_workloads, result)))
     return result
 
 
-def _measure(policy: str, base_url: str, model: str, workload: Workload, load: float | None,
-             unloaded_ttft_s: float) -> RunResult:
-    timings = tuple(replay(base_url, model, workload.requests))
-    summary = summarise(timings, unloaded_ttft_s)
+async def _measure(engine: Any, policy: str, workload: Workload, load: float | None) -> RunResult:
+    timings = tuple(await _replay(engine, f"{policy}-{workload.label}", workload.requests))
+    summary = summarise(timings)
     log.info("%s, %s: mean e2e %.2f s, p90 %.2f s, %.2f req/s", policy, workload.label, summary.e2e.mean,
              summary.e2e.p90, summary.throughput_rps)
     return RunResult(policy, workload, load, timings, summary)
+
+
+def split_of(predictor_dir: Path | None) -> PromptSplit:
+    """The prompt split the predictor was trained with (its config.json), so benchmark prompts are ones it
+    never saw; PromptSplit(seed=0), the training default, when there is no checkpoint."""
+    config = predictor_dir / "config.json" if predictor_dir else None
+    if config is None or not config.exists():
+        return PromptSplit(seed=0)
+    return PromptSplit(**json.loads(config.read_text()).get("training", {}).get("split", {}))
+
+
+def run_serving_benchmark(settings: EngineSettings, policies: Sequence[PolicySpec], plan: ArrivalPlan,
+                          target_model: str, max_prompt_chars: int = 4000
+                          ) -> tuple[BenchmarkResult, PromptSplit]:
+    """Load the test prompts of `target_model` under the PARS predictor's split, then run every policy."""
+    pars_predictor = next((p.predictor for p in policies if p.name == "pars"), None)
+    split = split_of(pars_predictor)
+    records = load_records(bundled_data_dir(), models=[target_model])
+    pool = prompt_pool(records, target_model, split, max_prompt_chars)
+    trace_times = load_trace(plan.trace) if plan.trace else None
+    log.info("%d test prompts of %s; length scale %g", len(pool), target_model, plan.length_scale)
+    result = run_benchmark(settings, policies, plan.burst_workload(pool),
+                           lambda capacity: plan.rate_workloads(pool, capacity, trace_times))
+    return result, split
+
+
+BASELINES = ("pointwise", "listmle", "classify")
+
+
+def resolve_policies(names: Sequence[str] | None, predictor: Path | None) -> list[PolicySpec]:
+    """fcfs first (it calibrates the rates), then the rest; by default fcfs, pars, oracle and every
+    baseline whose checkpoint exists. A predicted policy without a checkpoint raises ValueError."""
+    if names is None:
+        names = ["pars", "oracle"] + [b for b in BASELINES if (get_policy(b).default_predictor_dir() / "config.json").exists()]
+    ordered = ["fcfs"] + [n for n in dict.fromkeys(names) if n != "fcfs"]
+    specs = []
+    for name in ordered:
+        policy = get_policy(name)
+        directory = None
+        if policy.uses_predictor:
+            directory = predictor if name == "pars" and predictor else policy.default_predictor_dir()
+            if not (directory / "config.json").exists():
+                raise ValueError(f"policy {name} needs a predictor checkpoint at {directory}; train one with "
+                                 f"`pars train --out {directory}` or pass --predictor")
+        specs.append(PolicySpec(name, directory))
+    return specs
+
+
+def ensure_model(model_dir: Path) -> Path:
+    """The served model directory; the default tiny model is built there (offline, deterministic) if absent."""
+    if not (model_dir / "config.json").exists():
+        log.info("building the tiny model in %s", model_dir)
+        make_tiny_model(model_dir)
+    return model_dir

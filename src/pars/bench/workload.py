@@ -14,10 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pars.bench.traces import scale_trace
 from pars.data.records import LengthRecord
 from pars.data.splits import PromptSplit
 
 ARRIVALS = ("burst", "poisson", "trace")
+# `--quick`: one burst and one Poisson run near capacity, a few minutes on 2 cores.
+QUICK_PLAN = {"requests": 120, "burst": 40, "loads": (0.95,)}
 
 
 @dataclass(frozen=True)
@@ -112,3 +115,51 @@ def build_workload(pool: Sequence[PoolPrompt], arrivals: np.ndarray, arrival: st
         for i, (p, t) in enumerate(zip(prompts, np.sort(arrivals, kind="stable")))
     )
     return Workload(arrival, rate, length_scale, seed, requests, trace)
+
+
+@dataclass(frozen=True)
+class ArrivalPlan:
+    """Which workloads a benchmark sends. Rates are absolute (`rates`) or fractions of the FCFS burst
+    capacity (`loads`); each rate run has `requests` arrivals, or rate x `duration_s` when that is set."""
+
+    requests: int = 300
+    burst: int = 80  # 0: no burst run (then `rates` must be given)
+    loads: tuple[float, ...] = (0.5, 0.7, 0.85, 0.95, 1.1)
+    rates: tuple[float, ...] = ()
+    duration_s: float | None = None
+    trace: str | None = None  # None: Poisson arrivals
+    length_scale: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.burst <= 0 and not self.rates:
+            raise ValueError("without a burst run there is no capacity to scale loads by: give absolute rates")
+        if any(x <= 0 for x in self.loads + self.rates):
+            raise ValueError("rates and loads must be > 0")
+
+    def burst_workload(self, pool: Sequence[PoolPrompt]) -> Workload | None:
+        if self.burst <= 0:
+            return None
+        return build_workload(pool, burst_arrivals(self.burst), "burst", None, self.length_scale, self.seed)
+
+    def rate_workloads(self, pool: Sequence[PoolPrompt], capacity_rps: float | None,
+                       trace_times: np.ndarray | None = None) -> list[tuple[Workload, float | None]]:
+        """(workload, load) per rate, lowest rate first; load is None when the capacity is unknown."""
+        if self.rates:
+            pairs = [(rate, rate / capacity_rps if capacity_rps else None) for rate in self.rates]
+        else:
+            if not capacity_rps:
+                raise ValueError("loads need the FCFS burst capacity; none was measured")
+            pairs = [(load * capacity_rps, load) for load in self.loads]
+        workloads = []
+        for k, (rate, load) in enumerate(sorted(pairs)):
+            n = max(2, round(rate * self.duration_s)) if self.duration_s else self.requests
+            if self.trace is None:
+                workloads.append((build_workload(pool, poisson_arrivals(n, rate, self.seed + 1 + k), "poisson", rate,
+                                                 self.length_scale, self.seed), load))
+            else:
+                if trace_times is None:
+                    raise ValueError(f"trace {self.trace!r} named but no arrival times given")
+                workloads.append((build_workload(pool, scale_trace(trace_times, n, rate), "trace", rate,
+                                                 self.length_scale, self.seed, self.trace), load))
+        return workloads

