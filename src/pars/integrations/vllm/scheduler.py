@@ -102,7 +102,7 @@ class RankedScheduler(Scheduler):
         self.neutral = NeutralSize()
         self.ranked: RankedQueue[Request] = RankedQueue(self.settings.aging, epoch=time.time())
         self.waiting = RankedRequestQueue(self.ranked)
-        self._free_slots_wait = self.settings.budget_ms / 1000.0
+        self._score_wait_s = self.settings.budget_ms / 1000.0
         self._last_logged = (time.monotonic(), self.counters.summary())
         logger.info("PARS %s scheduler: %s", self.policy_name, self.settings)
 
@@ -118,7 +118,7 @@ class RankedScheduler(Scheduler):
                 self._apply(verdict)
 
     def schedule(self, *args: Any, **kwargs: Any):  # noqa: ANN201 - vLLM's SchedulerOutput
-        wait_s = self._free_slots_wait if self._choice_matters() else 0.0
+        wait_s = self._score_wait_s if self._choice_matters() else 0.0
         for verdict in self.ordering.collect(wait_s):
             self._apply(verdict)
         self.ranked.set_clock(time.time())
