@@ -17,6 +17,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from pars.data.labels import LabelledPrompts
 from pars.data.pairs import in_batch_pairs
+from pars.metrics import pairwise_accuracy
 from pars.predictor import losses
 from pars.predictor.model import Predictor, outputs_to_scores
 
@@ -88,18 +89,6 @@ def batch_loss(settings: TrainSettings, outputs: torch.Tensor, lengths: np.ndarr
     return losses.classify_loss(outputs, lengths_t, edges), 0, 0
 
 
-def validation_accuracy(predictor: Predictor, data: LabelledPrompts, threshold: float) -> float:
-    """Pairwise accuracy over all kept pairs among the validation prompts, pooled over labels."""
-    if len(data.prompts) < 2:
-        return float("nan")
-    scores = predictor.score(data.prompts, batch_size=64)
-    pairs = in_batch_pairs(data.lengths, threshold)
-    if pairs.kept == 0:
-        return float("nan")
-    agreement = np.sign(scores[pairs.first] - scores[pairs.second]) * pairs.sign
-    return float(np.mean(agreement > 0))
-
-
 def train(predictor: Predictor, train_data: LabelledPrompts, val_data: LabelledPrompts,
           settings: TrainSettings, on_step: ProgressHook | None = None) -> TrainResult:
     """Train `predictor` in place and leave it at its best epoch (by validation pair accuracy)."""
@@ -111,10 +100,11 @@ def train(predictor: Predictor, train_data: LabelledPrompts, val_data: LabelledP
     if n < 2:
         raise ValueError("training needs at least 2 distinct prompts")
 
-    cached = None
+    cached = cached_val = None
     if settings.freeze_encoder:
         ranker.encoder.requires_grad_(False)
         cached = _embed_all(predictor, train_data.prompts)
+        cached_val = _embed_all(predictor, val_data.prompts) if val_data.prompts else None
         params = [{"params": ranker.head.parameters(), "lr": settings.head_lr}]
         epochs = settings.frozen_epochs
     else:
@@ -152,7 +142,14 @@ def train(predictor: Predictor, train_data: LabelledPrompts, val_data: LabelledP
             kept, filtered = kept + batch_kept, filtered + batch_filtered
             if on_step:
                 on_step(step, total, epoch_losses[-1])
-        accuracy = validation_accuracy(predictor, val_data, settings.threshold)
+        accuracy = float("nan")
+        if len(val_data.prompts) >= 2:
+            if cached_val is not None:
+                with torch.no_grad():
+                    val_scores = outputs_to_scores(ranker.head(cached_val)).numpy()
+            else:
+                val_scores = predictor.score(val_data.prompts, batch_size=64)
+            accuracy = pairwise_accuracy(val_scores, val_data.lengths, settings.threshold)
         result.history.append(EpochResult(epoch, float(np.mean(epoch_losses)), accuracy, kept, filtered))
         log.info("epoch %d: loss %.4f, val pair accuracy %.4f", epoch, np.mean(epoch_losses), accuracy)
         if np.isnan(accuracy) or accuracy > best_accuracy:
