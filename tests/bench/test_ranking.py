@@ -26,13 +26,16 @@ def test_quick_plan_is_frozen_single_seed_and_covers_every_loss():
     assert {e.row for e in plan if e.table == "cross_model"} == {"generalist (frozen)", *CROSS_MODELS}
 
 
-def test_full_plan_fine_tunes_the_main_losses_over_three_seeds_seed_zero_first():
+def test_full_plan_runs_every_loss_over_three_seeds_frozen_and_fine_tuned():
     plan = build_plan(quick=False, available_models={"gpt4_1106_preview"})
-    main = [e for e in plan if e.table == "main"]
-    assert len(main) == 12 and not any(e.spec.freeze_encoder for e in main)
-    assert {e.spec.seed for e in main} == {0, 1, 2}
-    assert [e.spec.loss for e in plan[:4]] == ["margin", "listmle", "pointwise", "classify"]
-    assert all(e.spec.seed == 0 for e in plan[:4])
+    for table, frozen in (("main", True), ("fine_tuned", False)):
+        runs = [e.spec for e in plan if e.table == table]
+        assert len(runs) == 12 and all(spec.freeze_encoder == frozen for spec in runs)
+        assert {(spec.loss, spec.seed) for spec in runs} == {(loss, s) for loss in LOSS_NAMES for s in (0, 1, 2)}
+    tuned = [e.spec for e in plan if e.table == "fine_tuned"]
+    assert [(spec.loss, spec.seed) for spec in tuned[:4]] == [("margin", 0), ("listmle", 0), ("pointwise", 0),
+                                                              ("classify", 0)]
+    assert any(spec.max_length == 256 for spec in (e.spec for e in plan))
     assert {e.spec.seed for e in plan if e.table in ("ablation", "cross_model")} == {0}
     trained_on = {e.spec.train_model for e in plan if e.table == "cross_model"}
     assert trained_on == {None, "gpt4_1106_preview"}  # models absent from the data are skipped

@@ -23,7 +23,10 @@ from pars.evaluation import evaluate_scores, score_table
 log = logging.getLogger(__name__)
 
 ALL_MODELS = "all models (mean)"
-TABLES = {"main": "Main comparison", "frozen": "Same losses, frozen encoder", "ablation": "Ablations of PARS"}
+REFERENCE_LABELS = {"prompt_length": "prompt length (all models)", "crowd_median": "crowd median (all models, not deployable)",
+                    "noise_ceiling": "noise ceiling (vicuna-13b-v1.5 only)"}
+TABLES = {"main": "Main comparison: the four losses, frozen encoder", "fine_tuned": "The four losses, encoder fine-tuned",
+          "ablation": "Ablations of PARS"}
 
 
 def _overall_or_nan(records: Sequence[LengthRecord], rule: ScoreRule, threshold: float) -> dict[str, float]:
@@ -99,7 +102,8 @@ def summarise(plan: Sequence[PlanEntry], outcomes: Mapping[RunSpec, RunOutcome],
     cross = {}
     for (table, row), specs in rows.items():
         if table == "cross_model":
-            tested = [m for m in metrics[specs[0]]["per_model"] if m.rsplit("/", 1)[-1] in CROSS_MODELS]
+            evaluated = metrics[specs[0]]["per_model"]
+            tested = [key for model in CROSS_MODELS for key in evaluated if key.rsplit("/", 1)[-1] == model]
             cross[row] = {m: _mean_std([metrics[s]["per_model"][m] for s in specs])[0] for m in tested}
             cross[row][ALL_MODELS] = tables[table][row]["kendall_tau_mean"]
     references = reference_metrics(data.test, threshold)
@@ -110,7 +114,7 @@ def summarise(plan: Sequence[PlanEntry], outcomes: Mapping[RunSpec, RunOutcome],
                          "test_prompts": len(data.test_prompts), "test_rows": len(data.test),
                          "evaluated_models": len(metrics[next(iter(metrics))]["per_model"]) if metrics else 0,
                          "pair_threshold": threshold},
-            "methods": tables.get("main", {}), "frozen": tables.get("frozen", {}),
+            "methods": tables.get("main", {}), "fine_tuned": tables.get("fine_tuned", {}),
             "ablations": tables.get("ablation", {}), "cross_model": cross,
             "cross_model_seeds": {row: s["seeds"] for row, s in tables.get("cross_model", {}).items()},
             "references": {name: r["kendall_tau"] for name, r in references.items()},
@@ -158,7 +162,7 @@ def headline(summary: dict) -> list[str]:
 
 def summary_markdown(summary: dict) -> str:
     settings = summary["settings"]
-    sources = sorted({s for table in ("methods", "frozen", "ablations") for r in summary[table].values()
+    sources = sorted({s for table in ("methods", "fine_tuned", "ablations") for r in summary[table].values()
                       for s in r["per_source"]})
     lines = ["# Ranking benchmark", "",
              f"Test prompts: {settings['test_prompts']} ({settings['test_rows']} rows, "
@@ -167,7 +171,7 @@ def summary_markdown(summary: dict) -> str:
              "± is the standard deviation over seeds. Settings: "
              + ", ".join(f"{k}={v}" for k, v in settings.items() if k not in ("split", "test_prompts", "test_rows")),
              "", "## Headline", "", *headline(summary)]
-    for key, title in (("methods", TABLES["main"]), ("frozen", TABLES["frozen"]), ("ablations", TABLES["ablation"])):
+    for key, title in (("methods", TABLES["main"]), ("fine_tuned", TABLES["fine_tuned"]), ("ablations", TABLES["ablation"])):
         if summary[key]:
             lines += ["", f"## {title}", "", *stats_table(summary[key], sources)]
     lines += ["", "## Reference points (same test prompts)", "", "| reference | Kendall tau-b | pair accuracy |",
@@ -201,14 +205,14 @@ def write_plots(summary: dict, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
-    panels = [(summary[k], TABLES[t]) for k, t in (("methods", "main"), ("frozen", "frozen")) if summary[k]]
+    panels = [(summary[k], TABLES[t]) for k, t in (("methods", "main"), ("fine_tuned", "fine_tuned")) if summary[k]]
     if panels:
         fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), sharey=True, squeeze=False)
         for ax, (rows, title) in zip(axes[0], panels):
             _bar_plot(ax, rows, title)
             for (name, value), style in zip(summary["references"].items(), ("dotted", "dashed", "dashdot")):
-                ax.axhline(value, linestyle=style, color="gray")
-                ax.text(len(rows) - 0.5, value, name, ha="right", va="bottom", fontsize=8)
+                ax.axhline(value, linestyle=style, color="gray", label=REFERENCE_LABELS.get(name, name))
+            ax.legend(fontsize=8, loc="center right")
         fig.tight_layout()
         written.append(out / "tau_by_method.png")
         fig.savefig(written[-1], dpi=120)
@@ -224,9 +228,10 @@ def write_plots(summary: dict, out: Path) -> list[Path]:
         rows = list(summary["cross_model"])
         columns = list(summary["cross_model"][rows[0]])
         grid = np.array([[summary["cross_model"][r].get(c, np.nan) for c in columns] for r in rows])
-        fig, ax = plt.subplots(figsize=(1.6 * len(columns) + 3, 0.6 * len(rows) + 2))
-        image = ax.imshow(grid, cmap="viridis")
-        ax.set_xticks(range(len(columns)), columns, rotation=30, ha="right")
+        fig, ax = plt.subplots(figsize=(1.4 * len(columns) + 4, 0.6 * len(rows) + 2.5))
+        image = ax.imshow(grid, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(len(columns)), [c.replace("/", "/\n") for c in columns], rotation=30, ha="right",
+                      fontsize=8)
         ax.set_yticks(range(len(rows)), rows)
         for i in range(len(rows)):
             for j in range(len(columns)):
