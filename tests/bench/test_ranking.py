@@ -7,7 +7,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from pars.bench.ranking import CROSS_MODELS, CachedEmbeddingRanker, RunOutcome, RunSpec, build_plan, initial_head_bias
+from pars.bench.ranking import (CROSS_MODELS, CachedEmbeddingRanker, RunOutcome, RunSpec, build_plan, initial_head_bias,
+                                load_bench_data, train_run)
 from pars.bench.ranking_report import row_stats
 from pars.cli import app
 from pars.data import load_bundled
@@ -105,6 +106,14 @@ def tiny_jsonl(tmp_path_factory):
                 f.write(json.dumps({"prompt": r.prompt, "response_tokens": r.response_tokens, "model": r.model,
                                     "source": r.source}) + "\n")
     return path
+
+
+def test_a_frozen_run_saves_a_whole_checkpoint_that_scores_like_the_run(tiny_jsonl, tmp_path):
+    data = load_bench_data(str(tiny_jsonl))
+    outcome = train_run(RunSpec(loss="pointwise", head_epochs=2), data, {}, tmp_path / "checkpoint")
+    loaded = Predictor.load(tmp_path / "checkpoint")
+    np.testing.assert_allclose(loaded.score(data.test_prompts), outcome.scores, atol=1e-4)
+    assert loaded.config.training["loss"] == "pointwise"
 
 
 def test_bench_rank_quick_end_to_end_writes_tables_json_and_plots(tiny_jsonl, tmp_path):

@@ -206,12 +206,13 @@ def train_run(spec: RunSpec, data: BenchData, cache: dict[bytes, torch.Tensor],
     val_labels = group_by_prompt(_rows_for(data.parts["val"], spec.train_model), spec.label_mode)
     head_outputs = len(settings.bucket_edges) + 1 if spec.loss == "classify" else 1
     predictor = Predictor.untrained(max_length=spec.max_length, head_outputs=head_outputs, seed=spec.seed)
+    whole = predictor.ranker  # shares its head with the cached ranker below, so it ends up trained too
     bias = initial_head_bias(spec.loss, train_labels.lengths, settings.bucket_edges)
     if bias is not None:
         with torch.no_grad():
-            predictor.ranker.head.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+            whole.head.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
     if spec.freeze_encoder:
-        predictor.ranker = CachedEmbeddingRanker(predictor.ranker, cache)
+        predictor.ranker = CachedEmbeddingRanker(whole, cache)
     started = time.perf_counter()
     result = train(predictor, train_labels, val_labels, settings)
     seconds = round(time.perf_counter() - started, 1)
@@ -222,7 +223,7 @@ def train_run(spec: RunSpec, data: BenchData, cache: dict[bytes, torch.Tensor],
                                      "split": data.split.to_dict(), "data_fingerprint": data.fingerprint,
                                      "train_prompts": len(train_labels.prompts), "train_seconds": seconds,
                                      "result": result.to_dict(), "benchmark_run": spec.key}
-        predictor.save(save_to)
+        Predictor(predictor.config, predictor.tokenizer, whole).save(save_to)
         log.info("saved the %s checkpoint to %s", spec.loss, save_to)
     return RunOutcome(spec, [float(s) for s in scores], seconds, result.best_epoch,
                       [asdict(h) for h in result.history])
@@ -258,7 +259,8 @@ def run_plan(plan: Sequence[PlanEntry], data: BenchData, out: Path, checkpoint_d
              on_run: RunHook | None = None, train_missing: bool = True) -> dict[RunSpec, RunOutcome]:
     """Train (or load from the cache) every distinct run of the plan, in plan order.
 
-    With `checkpoint_dir`, the seed-0 fine-tuned run of each loss is saved as `<dir>/predictor-<loss>`.
+    With `checkpoint_dir`, each loss's seed-0 run of the main comparison is saved as `<dir>/predictor-<loss>`
+    (the frozen encoder with the trained head: a complete checkpoint that `Predictor.load` opens).
     Without `train_missing`, runs that are not cached are left out (a report of what has finished).
     """
     specs = list(dict.fromkeys(entry.spec for entry in plan))
@@ -274,7 +276,7 @@ def run_plan(plan: Sequence[PlanEntry], data: BenchData, out: Path, checkpoint_d
             warm_cache(cache, distinct_prompts([r for part in data.parts.values() for r in part]), spec.max_length)
             warmed.add(spec.max_length)
         if outcome is None:
-            keep = checkpoint_dir is not None and spec == RunSpec(loss=spec.loss, freeze_encoder=False)
+            keep = checkpoint_dir is not None and spec == RunSpec(loss=spec.loss)  # main comparison, seed 0
             outcome = train_run(spec, data, cache, checkpoint_dir / f"predictor-{spec.loss}" if keep else None)
             save_outcome(out, outcome, data)
         outcomes[spec] = outcome
