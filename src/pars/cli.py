@@ -239,7 +239,7 @@ def parse_floats(text: Optional[str]) -> tuple[float, ...]:
 
 @bench_app.command("serve")
 def bench_serve_command(
-    policies: Annotated[Optional[str], typer.Option(help="Comma-separated [default: fcfs,pars,oracle + baselines with checkpoints]")] = None,
+    policies: Annotated[Optional[str], typer.Option(help="Comma-separated: fcfs, pars, oracle, pointwise, listmle, classify, pars-ahead (diagnostic) [default: fcfs,pars,oracle + baselines with checkpoints]")] = None,
     rates: Annotated[Optional[str], typer.Option(help="Absolute arrival rates, req/s (overrides --loads)")] = None,
     loads: Annotated[str, typer.Option(help="Rates as fractions of the FCFS burst capacity")] = "0.5,0.7,0.85,0.95,1.1",
     burst: Annotated[int, typer.Option(help="Requests in the burst run (0: none; then give --rates)")] = 80,
@@ -251,6 +251,9 @@ def bench_serve_command(
     model: Annotated[Optional[Path], typer.Option(help="Served model dir [default: artifacts/tiny-model, built if missing]")] = None,
     max_num_seqs: Annotated[int, typer.Option(help="vLLM's running batch limit")] = 4,
     kv_cache_gib: Annotated[int, typer.Option(help="VLLM_CPU_KVCACHE_SPACE")] = 1,
+    aging_rate: Annotated[Optional[float], typer.Option(help="Starvation bound: key units per second waited")] = None,
+    max_wait_s: Annotated[Optional[float], typer.Option(help="Starvation bound: hard maximum wait, s")] = None,
+    score_budget_ms: Annotated[Optional[float], typer.Option(help="Most an engine step waits for pending scores")] = None,
     predictor: PredictorOption = None,
     seed: Annotated[int, typer.Option(help="Seed of prompt choice and arrivals")] = 0,
     quick: Annotated[bool, typer.Option(help="Burst 40 + one Poisson run at 0.95 load, 120 requests (a few minutes)")] = False,
@@ -262,7 +265,7 @@ def bench_serve_command(
 
     from pars.bench.serving import (BenchmarkError, EngineSettings, ensure_model, resolve_policies,
                                     run_serving_benchmark)
-    from pars.bench.serving_report import TABLE_COLUMNS, settings_dict, table_cells, write_outputs
+    from pars.bench.serving_report import SHORT_COLUMNS, settings_dict, table_cells, write_outputs
     from pars.bench.workload import QUICK_PLAN, ArrivalPlan
     from pars.paths import PROJECT_ROOT
 
@@ -272,16 +275,17 @@ def bench_serve_command(
         plan = ArrivalPlan(requests, burst, parse_floats(loads), parse_floats(rates), duration, trace, length_scale, seed)
         plan = replace(plan, **QUICK_PLAN) if quick else plan
         engine = EngineSettings(str(ensure_model(model or PROJECT_ROOT / "artifacts" / "tiny-model")), max_num_seqs,
-                                kv_cache_gib=kv_cache_gib)
+                                kv_cache_gib=kv_cache_gib, aging_rate=aging_rate, max_wait_s=max_wait_s,
+                                score_budget_ms=score_budget_ms)
         result, split = run_serving_benchmark(engine, specs, plan, target_model)
     except (BenchmarkError, ValueError) as err:
         fail(str(err))
     rows = write_outputs(out, settings_dict(engine, plan, target_model, split, result, started), result)
     table = Table(title=f"Serving latency, length scale {plan.length_scale} ({out / 'summary.md'})")
-    for _, title, _ in TABLE_COLUMNS:
+    for _, title, _ in SHORT_COLUMNS:
         table.add_column(title, justify="left" if title in ("policy", "workload") else "right")
     for row in sorted(rows, key=lambda r: (r["arrival"] != "burst", r["rate"] or 0.0)):
-        table.add_row(*table_cells(row))
+        table.add_row(*table_cells(row, SHORT_COLUMNS))
     Console().print(table)
 
 

@@ -70,3 +70,21 @@ def test_oracle_finishes_the_burst_in_length_order(bench_out):
     burst = [r for r in requests_of(bench_out) if r["policy"] == "oracle" and r["arrival"] == "burst"]
     rho = spearmanr([r["finish_s"] for r in burst], [r["output_tokens"] for r in burst]).statistic
     assert rho > 0.6, rho
+
+
+def test_latency_summary_by_hand():
+    from pars.bench.latency import RequestTiming, summarise
+
+    timings = [RequestTiming(0, 0.0, 0.5, 1.0, 10, 0.25), RequestTiming(1, 1.0, 1.5, 4.0, 30, 0.75)]
+    summary = summarise(timings)
+    assert summary.e2e.mean == pytest.approx(2.0) and summary.ttft.mean == pytest.approx(0.5)
+    assert summary.queueing.mean == pytest.approx(0.5) and summary.per_token.mean == pytest.approx((0.1 + 0.1) / 2)
+    assert summary.makespan_s == 4.0 and summary.throughput_rps == 0.5 and summary.throughput_tok_s == 10.0
+
+
+def test_captured_share_of_the_oracle_gain_is_undefined_when_the_oracle_gains_nothing():
+    from pars.bench.latency import captured_reduction
+
+    assert captured_reduction(10.0, 7.0, 5.0) == pytest.approx(0.6)
+    assert captured_reduction(10.0, 12.0, 5.0) == pytest.approx(-0.4)
+    assert np.isnan(captured_reduction(1.0, 2.0, 0.99)) and np.isnan(captured_reduction(1.0, 0.9, 1.2))

@@ -10,6 +10,7 @@ from pars.bench.workload import (
     ArrivalPlan,
     PoolPrompt,
     build_workload,
+    length_hints,
     burst_arrivals,
     poisson_arrivals,
     prompt_pool,
@@ -121,3 +122,9 @@ def test_plan_with_a_trace_uses_its_arrival_pattern(pool):
 def test_plan_without_a_burst_needs_absolute_rates():
     with pytest.raises(ValueError, match="absolute rates"):
         ArrivalPlan(burst=0)
+
+
+def test_length_hints_follow_the_scores_order_on_the_pools_length_scale():
+    pool = [PoolPrompt("a", 300), PoolPrompt("b", 10), PoolPrompt("c", 50)]
+    hints = length_hints(pool, [0.1, 2.0, -1.0])
+    assert hints == {"c": 10, "a": 50, "b": 300}

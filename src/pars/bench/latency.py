@@ -82,7 +82,10 @@ def ratio(value: float, reference: float) -> float:
     return value / reference if reference > 0 else float("nan")
 
 
-def captured_reduction(fcfs: float, policy: float, oracle: float) -> float:
-    """(FCFS - policy) / (FCFS - oracle): the share of oracle SJF's improvement a policy gets (1 = all)."""
+def captured_reduction(fcfs: float, policy: float, oracle: float, min_gain: float = 0.05) -> float:
+    """(FCFS - policy) / (FCFS - oracle): the share of oracle SJF's improvement a policy gets (1 = all).
+
+    NaN unless the oracle gains at least `min_gain` of FCFS: a share of nearly nothing is noise.
+    """
     gap = fcfs - oracle
-    return (fcfs - policy) / gap if gap > 0 else float("nan")
+    return (fcfs - policy) / gap if gap >= min_gain * fcfs and gap > 0 else float("nan")

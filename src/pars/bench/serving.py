@@ -18,14 +18,15 @@ import logging
 import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pars.bench.latency import LatencySummary, RequestTiming, summarise
 from pars.bench.traces import load_trace
-from pars.bench.workload import ArrivalPlan, Workload, WorkloadRequest, prompt_pool
+from pars.bench.workload import (ArrivalPlan, PoolPrompt, Workload, WorkloadRequest, length_hints, prompt_pool,
+                                 scale_length)
 from pars.data import PromptSplit, load_records
 from pars.integrations.vllm.policies import get_policy, scheduler_config
 from pars.integrations.vllm.scheduler import TRUE_LENGTH_KEY
@@ -44,12 +45,20 @@ class BenchmarkError(RuntimeError):
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """The same for every policy in a run; `kv_cache_gib` goes to VLLM_CPU_KVCACHE_SPACE."""
+    """The same for every policy in a run; `kv_cache_gib` goes to VLLM_CPU_KVCACHE_SPACE; `aging_rate`,
+    `max_wait_s` (the starvation bound) and `score_budget_ms` go to the ranked policies' scheduler
+    settings (None: the scheduler's defaults)."""
 
     model: str
     max_num_seqs: int = 4
     max_model_len: int = 4096
     kv_cache_gib: int = 1
+    aging_rate: float | None = None
+    max_wait_s: float | None = None
+    score_budget_ms: float | None = None  # most an engine step waits for pending scores
+    # OMP_NUM_THREADS of the engine processes, the same for every policy: unpinned, OpenMP threads on 2
+    # oversubscribed cores made step times swing by 50x between engines (see docs/vllm.md).
+    omp_threads: int = 1
 
     def engine_args(self, policy: str, predictor_dir: Path | None) -> Any:  # noqa: ANN401 - AsyncEngineArgs
         """Eager mode skips a long compile at start; prefix caching off so runs do not depend on order."""
@@ -58,8 +67,10 @@ class EngineSettings:
         chosen = get_policy(policy)
         extra: dict[str, Any] = {}
         if chosen.scheduler_cls is not None:
+            given = (("aging_rate", self.aging_rate), ("max_wait_s", self.max_wait_s), ("budget_ms", self.score_budget_ms))
+            bound = {k: v for k, v in given if v is not None}
             extra = {"scheduler_cls": chosen.scheduler_cls,
-                     "additional_config": scheduler_config(chosen, predictor_dir)}
+                     "additional_config": scheduler_config(chosen, predictor_dir, **bound)}
         return AsyncEngineArgs(model=self.model, max_num_seqs=self.max_num_seqs, max_model_len=self.max_model_len,
                                enforce_eager=True, enable_prefix_caching=False, disable_log_stats=False, seed=0,
                                **extra)
@@ -93,17 +104,19 @@ class BenchmarkResult:
     capacity_rps: float | None = None
 
 
-def sampling_params(output_tokens: int) -> Any:  # noqa: ANN401 - vllm.SamplingParams
-    """Exactly `output_tokens` tokens; every policy gets the same parameters, only the oracle reads the
-    true length in extra_args."""
+def sampling_params(output_tokens: int, length_hint: int | None = None) -> Any:  # noqa: ANN401 - SamplingParams
+    """Exactly `output_tokens` tokens; every policy gets the same parameters, only the oracle scheduler
+    reads the length in extra_args: the true one, or `length_hint` for the pars-ahead diagnostic."""
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
     return SamplingParams(max_tokens=output_tokens, ignore_eos=True, temperature=0.0, detokenize=False,
-                          output_kind=RequestOutputKind.FINAL_ONLY, extra_args={TRUE_LENGTH_KEY: output_tokens})
+                          output_kind=RequestOutputKind.FINAL_ONLY,
+                          extra_args={TRUE_LENGTH_KEY: output_tokens if length_hint is None else length_hint})
 
 
-async def _replay(engine: Any, tag: str, requests: Sequence[WorkloadRequest]) -> list[RequestTiming]:
+async def _replay(engine: Any, tag: str, requests: Sequence[WorkloadRequest],
+                  length_hints: Mapping[str, int] | None = None) -> list[RequestTiming]:
     """Submit every request at its arrival time; any unfinished or short request fails the run loudly.
 
     Times are seconds since the replay began, on the monotonic clock the engine core stamps tokens with.
@@ -114,7 +127,8 @@ async def _replay(engine: Any, tag: str, requests: Sequence[WorkloadRequest]) ->
         await asyncio.sleep(max(0.0, request.arrival_s - (time.monotonic() - start)))
         sent = time.monotonic() - start
         final = None
-        async for output in engine.generate(request.prompt, sampling_params(request.output_tokens),
+        hint = length_hints[request.prompt] if length_hints else None
+        async for output in engine.generate(request.prompt, sampling_params(request.output_tokens, hint),
                                             request_id=f"{tag}-{request.index}"):
             final = output
         tokens = len(final.outputs[0].token_ids) if final is not None and final.finished else -1
@@ -148,8 +162,14 @@ def _loadavg() -> tuple[float, float, float]:
 
 @dataclass(frozen=True)
 class PolicySpec:
+    """`engine_policy`: the scheduler the engine runs (default: `name`). `length_hints` (prompt -> tokens)
+    replace the true length the oracle scheduler reads: pars-ahead, the predictor's order scored before the
+    clock starts, a diagnostic that separates ordering quality from in-engine scoring cost."""
+
     name: str
     predictor: Path | None  # None: the policy needs no checkpoint
+    engine_policy: str | None = None
+    length_hints: Mapping[str, int] | None = None
 
 
 WorkloadsFor = Callable[[float | None], list[tuple[Workload, float | None]]]
@@ -161,19 +181,19 @@ async def _run_policy(settings: EngineSettings, spec: PolicySpec, burst: Workloa
 
     record = PolicyRecord(spec.name, str(spec.predictor) if spec.predictor else None, loadavg_before=_loadavg())
     started = time.monotonic()
-    engine = AsyncLLM.from_engine_args(settings.engine_args(spec.name, spec.predictor))
+    engine = AsyncLLM.from_engine_args(settings.engine_args(spec.engine_policy or spec.name, spec.predictor))
     try:
         record.start_s = time.monotonic() - started
         record.unloaded_ttft_s = await _warm_up(engine, 2 * settings.max_num_seqs)
         log.info("%s: engine up in %.0f s, unloaded TTFT %.3f s", spec.name, record.start_s, record.unloaded_ttft_s)
         calibrating = spec.name == "fcfs"
         if burst is not None:
-            run = await _measure(engine, spec.name, burst, None)
+            run = await _measure(engine, spec, burst, None)
             result.runs.append(run)
             if calibrating:
                 result.capacity_rps = run.summary.throughput_rps
         for workload, load in rate_workloads(result.capacity_rps):
-            result.runs.append(await _measure(engine, spec.name, workload, load))
+            result.runs.append(await _measure(engine, spec, workload, load))
     finally:
         engine.shutdown()
     record.loadavg_after = _loadavg()
@@ -190,14 +210,22 @@ def run_benchmark(settings: EngineSettings, policies: Sequence[PolicySpec], burs
     if not policies or policies[0].name != "fcfs":
         raise ValueError("the policy list must start with fcfs (it calibrates the rates)")
     os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(settings.kv_cache_gib)
+    os.environ["OMP_NUM_THREADS"] = str(settings.omp_threads)
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # engine processes start after this; keep output readable
+    # Same torch threading for every policy's engine core: with the default, loading a predictor changes
+    # the engine process's OpenMP threading and stock FCFS steps ran 40x slower on 2 cores (docs/vllm.md).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     result = BenchmarkResult()
     for spec in policies:
         result.policies.append(asyncio.run(_run_policy(settings, spec, burst, rate_workloads, result)))
     return result
 
 
-async def _measure(engine: Any, policy: str, workload: Workload, load: float | None) -> RunResult:
-    timings = tuple(await _replay(engine, f"{policy}-{workload.label}", workload.requests))
+async def _measure(engine: Any, spec: PolicySpec, workload: Workload, load: float | None) -> RunResult:
+    policy = spec.name
+    hints = ({prompt: scale_length(n, workload.length_scale) for prompt, n in spec.length_hints.items()}
+             if spec.length_hints else None)
+    timings = tuple(await _replay(engine, f"{policy}-{workload.label}", workload.requests, hints))
     summary = summarise(timings)
     log.info("%s, %s: mean e2e %.2f s, p90 %.2f s, %.2f req/s", policy, workload.label, summary.e2e.mean,
              summary.e2e.p90, summary.throughput_rps)
@@ -223,12 +251,22 @@ def run_serving_benchmark(settings: EngineSettings, policies: Sequence[PolicySpe
     pool = prompt_pool(records, target_model, split, max_prompt_chars)
     trace_times = load_trace(plan.trace) if plan.trace else None
     log.info("%d test prompts of %s; length scale %g", len(pool), target_model, plan.length_scale)
+    policies = [replace(p, length_hints=scored_ahead_hints(p.predictor, pool)) if p.name == SCORED_AHEAD else p
+                for p in policies]
     result = run_benchmark(settings, policies, plan.burst_workload(pool),
                            lambda capacity: plan.rate_workloads(pool, capacity, trace_times))
     return result, split
 
 
 BASELINES = ("pointwise", "listmle", "classify")
+SCORED_AHEAD = "pars-ahead"
+
+
+def scored_ahead_hints(predictor_dir: Path, pool: Sequence[PoolPrompt]) -> dict[str, int]:
+    from pars.predictor import Predictor
+
+    scores = Predictor.load(predictor_dir).score([p.prompt for p in pool])
+    return length_hints(pool, scores)
 
 
 def resolve_policies(names: Sequence[str] | None, predictor: Path | None) -> list[PolicySpec]:
@@ -239,14 +277,14 @@ def resolve_policies(names: Sequence[str] | None, predictor: Path | None) -> lis
     ordered = ["fcfs"] + [n for n in dict.fromkeys(names) if n != "fcfs"]
     specs = []
     for name in ordered:
-        policy = get_policy(name)
+        policy = get_policy("pars" if name == SCORED_AHEAD else name)
         directory = None
         if policy.uses_predictor:
-            directory = predictor if name == "pars" and predictor else policy.default_predictor_dir()
+            directory = predictor if policy.name == "pars" and predictor else policy.default_predictor_dir()
             if not (directory / "config.json").exists():
                 raise ValueError(f"policy {name} needs a predictor checkpoint at {directory}; train one with "
                                  f"`pars train --out {directory}` or pass --predictor")
-        specs.append(PolicySpec(name, directory))
+        specs.append(PolicySpec(name, directory, "oracle" if name == SCORED_AHEAD else None))
     return specs
 
 

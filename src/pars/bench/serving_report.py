@@ -114,16 +114,22 @@ TABLE_COLUMNS = (("policy", "policy", 0), ("workload", "workload", 0), ("load", 
                  ("captured_of_oracle", "captured", 2), ("throughput_vs_fcfs", "tok/s / FCFS", 2))
 
 
+# What the CLI prints (fits a terminal); summary.md has every column.
+SHORT_COLUMNS = tuple(c for c in TABLE_COLUMNS if c[0] in (
+    "policy", "workload", "n", "mean_e2e_s", "p90_e2e_s", "p99_e2e_s", "mean_ttft_s", "mean_e2e_vs_fcfs",
+    "p99_e2e_vs_fcfs", "captured_of_oracle"))
+
+
 def workload_label(row: dict) -> str:
     if row["arrival"] == "burst":
         return "burst"
     return f"{row['trace'] or 'poisson'} {row['rate']:.2f}/s"
 
 
-def table_cells(row: dict) -> list[str]:
-    """The row as strings in TABLE_COLUMNS order (the CLI prints the same cells as summary.md)."""
+def table_cells(row: dict, columns: Sequence[tuple[str, str, int]] = TABLE_COLUMNS) -> list[str]:
+    """The row as strings, one per column."""
     cells = []
-    for key, _, digits in TABLE_COLUMNS:
+    for key, _, digits in columns:
         if key == "workload":
             cells.append(workload_label(row))
         elif key in ("policy", "n"):
@@ -133,14 +139,20 @@ def table_cells(row: dict) -> list[str]:
     return cells
 
 
+def _or_default(value: object) -> str:
+    return "default" if value is None else str(value)
+
+
 def markdown(settings: dict, rows: Sequence[dict]) -> str:
     engine, plan, m = settings["engine"], settings["plan"], settings["machine"]
     lines = [
         "# Serving benchmark: FCFS vs PARS vs oracle SJF on a real vLLM engine", "",
         f"- started {settings['started_utc']} UTC; transport: {settings['transport']}",
         f"- model `{engine['model']}`, max_num_seqs {engine['max_num_seqs']}, max_model_len "
-        f"{engine['max_model_len']}, KV cache {engine['kv_cache_gib']} GiB (VLLM_CPU_KVCACHE_SPACE), eager, "
-        "prefix caching off",
+        f"{engine['max_model_len']}, KV cache {engine['kv_cache_gib']} GiB (VLLM_CPU_KVCACHE_SPACE), "
+        f"OMP_NUM_THREADS {engine['omp_threads']}, eager, "
+        f"prefix caching off; ranked policies: aging_rate {_or_default(engine['aging_rate'])}, max_wait_s "
+        f"{_or_default(engine['max_wait_s'])}, score budget_ms {_or_default(engine['score_budget_ms'])}",
         f"- prompts: {settings['prompts']}; lengths of `{settings['target_model']}` as max_tokens with "
         f"ignore_eos; **length scale {plan['length_scale']}**",
         f"- arrivals: burst {plan['burst']}, {'trace ' + plan['trace'] if plan['trace'] else 'Poisson'}; "

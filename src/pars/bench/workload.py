@@ -81,6 +81,14 @@ def scale_length(tokens: int, factor: float) -> int:
     return max(1, math.ceil(tokens * factor))
 
 
+def length_hints(pool: Sequence[PoolPrompt], scores: Sequence[float]) -> dict[str, int]:
+    """Pseudo lengths in the scores' order on the pool's own length scale: the prompt with the k-th lowest
+    score gets the k-th shortest true length (keys then age exactly as the oracle's do)."""
+    lengths = np.sort([p.true_tokens for p in pool])
+    order = np.argsort(np.asarray(scores, dtype=float), kind="stable")
+    return {pool[i].prompt: int(lengths[k]) for k, i in enumerate(order)}
+
+
 def burst_arrivals(n: int) -> np.ndarray:
     return np.zeros(n)
 
