@@ -99,6 +99,11 @@ def train(predictor: Predictor, train_data: LabelledPrompts, val_data: LabelledP
     n = len(train_data.prompts)
     if n < 2:
         raise ValueError("training needs at least 2 distinct prompts")
+    if settings.loss == "pointwise":
+        # Start the regression at the mean log length: from 0, the Huber gradient of a ~6-unit offset is the
+        # same for every prompt and the head learns the offset, not the order.
+        with torch.no_grad():
+            ranker.head.bias.fill_(float(np.nanmean(np.log1p(train_data.lengths))))
 
     cached = cached_val = None
     if settings.freeze_encoder:
