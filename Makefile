@@ -20,7 +20,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
+	# 1. train the generalist PARS ranker on the bundled data; prints Kendall's tau on held-out prompts
 	$(BIN)/pars train --out $(PREDICTOR)
+	# 2. build the local tiny model and replay test prompts on a real vLLM engine: FCFS vs PARS vs oracle SJF
+	$(BIN)/pars make-tiny-model artifacts/tiny-model
+	$(BIN)/pars bench serve --quick --predictor $(PREDICTOR) --model artifacts/tiny-model --out artifacts/serving-quick
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
