@@ -256,7 +256,7 @@ def bench_serve_command(
     score_budget_ms: Annotated[Optional[float], typer.Option(help="Most an engine step waits for pending scores")] = None,
     predictor: PredictorOption = None,
     seed: Annotated[int, typer.Option(help="Seed of prompt choice and arrivals")] = 0,
-    quick: Annotated[bool, typer.Option(help="Burst 40 + one Poisson run at 0.95 load, 120 requests (a few minutes)")] = False,
+    quick: Annotated[bool, typer.Option(help="fcfs, pars, oracle only; burst 40 + one Poisson run at 0.95 load, 120 requests (a few minutes)")] = False,
     out: Annotated[Path, typer.Option(help="Where summary.md/json, requests.jsonl and plots go")] = Path("results/serving"),
 ) -> None:
     """Replay test prompts on a real vLLM engine under each policy; latency, throughput, ratios vs FCFS and oracle."""
@@ -271,7 +271,7 @@ def bench_serve_command(
 
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     try:
-        specs = resolve_policies(policies.split(",") if policies else None, predictor)
+        specs = resolve_policies(policies.split(",") if policies else (["pars", "oracle"] if quick else None), predictor)
         plan = ArrivalPlan(requests, burst, parse_floats(loads), parse_floats(rates), duration, trace, length_scale, seed)
         plan = replace(plan, **QUICK_PLAN) if quick else plan
         engine = EngineSettings(str(ensure_model(model or PROJECT_ROOT / "artifacts" / "tiny-model")), max_num_seqs,
