@@ -156,10 +156,6 @@ async def _warm_up(engine: Any, concurrency: int) -> float:
     return statistics.median(ttfts)
 
 
-def _loadavg() -> tuple[float, float, float]:
-    return os.getloadavg()
-
-
 @dataclass(frozen=True)
 class PolicySpec:
     """`engine_policy`: the scheduler the engine runs (default: `name`). `length_hints` (prompt -> tokens)
@@ -179,7 +175,7 @@ async def _run_policy(settings: EngineSettings, spec: PolicySpec, burst: Workloa
                       rate_workloads: WorkloadsFor, result: BenchmarkResult) -> PolicyRecord:
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    record = PolicyRecord(spec.name, str(spec.predictor) if spec.predictor else None, loadavg_before=_loadavg())
+    record = PolicyRecord(spec.name, str(spec.predictor) if spec.predictor else None, loadavg_before=os.getloadavg())
     started = time.monotonic()
     engine = AsyncLLM.from_engine_args(settings.engine_args(spec.engine_policy or spec.name, spec.predictor))
     try:
@@ -196,7 +192,7 @@ async def _run_policy(settings: EngineSettings, spec: PolicySpec, burst: Workloa
             result.runs.append(await _measure(engine, spec, workload, load))
     finally:
         engine.shutdown()
-    record.loadavg_after = _loadavg()
+    record.loadavg_after = os.getloadavg()
     return record
 
 
