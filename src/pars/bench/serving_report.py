@@ -85,7 +85,8 @@ def write_outputs(out: Path, settings: dict, result: BenchmarkResult) -> list[di
     """Write summary.json, summary.md, requests.jsonl and the plots; return the rows."""
     out.mkdir(parents=True, exist_ok=True)
     rows = run_rows(result)
-    (out / "summary.json").write_text(json.dumps({"settings": settings, "runs": rows}, indent=2) + "\n")
+    (out / "summary.json").write_text(json.dumps({"settings": settings, "runs": [_nan_to_none(r) for r in rows]},
+                                                 indent=2, allow_nan=False) + "\n")
     with (out / "requests.jsonl").open("w") as handle:
         for run in result.runs:
             for t, request in zip(sorted(run.timings, key=lambda t: t.index), run.workload.requests):
@@ -98,6 +99,11 @@ def write_outputs(out: Path, settings: dict, result: BenchmarkResult) -> list[di
     plot_latency_vs_rate(rows, out / "latency_vs_rate.png")
     plot_cdf(result, out / "latency_cdf.png")
     return rows
+
+
+def _nan_to_none(row: dict) -> dict:
+    """JSON has no NaN: an undefined ratio is written as null."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
 
 
 def _fmt(value: object, digits: int = 2) -> str:
