@@ -21,7 +21,7 @@ bench_app = typer.Typer(help="Benchmarks that print and save comparison tables a
 app.add_typer(bench_app, name="bench")
 console = Console(stderr=True)
 REPORT_MODELS = ("gpt4_1106_preview", "Meta-Llama-3-70B-Instruct", "Mistral-7B-Instruct-v0.2", "vicuna-13b-v1.5",
-                 "Sky-T1-32B")
+                 "sky-t1-32b")
 
 PredictorOption = Annotated[Optional[Path], typer.Option(help="Checkpoint directory [default: artifacts/predictor]")]
 
@@ -120,8 +120,8 @@ def print_evaluation(evaluation, title: str) -> None:
     overall = evaluation.overall
     table.add_row(f"overall (mean of {overall['models']} models)", f"{overall['kendall_tau']:.3f}",
                   f"{overall['spearman']:.3f}", f"{overall['pairwise_accuracy']:.3f}", str(overall["n"]))
-    lower = {m.lower(): m for m in evaluation.per_model}
-    shown = [lower[m.lower()] for m in REPORT_MODELS if m.lower() in lower]
+    shown = [name for wanted in REPORT_MODELS for name in evaluation.per_model
+             if name == wanted or name.endswith(f"/{wanted}")]
     if len(evaluation.per_model) <= 12:
         shown = list(evaluation.per_model)
     for model in shown:
