@@ -26,7 +26,9 @@ def test_train_one_short_epoch_writes_a_checkpoint_with_its_settings(trained):
     assert config["training"]["threshold"] == 0.2
     assert config["training"]["split"]["seed"] == 0
     assert len(config["training"]["data_fingerprint"]) == 16
-    assert "best epoch 1" in result.output
+    assert config["training"]["linear_probe"] is True
+    assert config["training"]["result"]["best_epoch"] in (0, 1)  # 0: the linear probe beat the fine-tuned epoch
+    assert "best epoch" in result.output
 
 
 def test_eval_json_prints_one_valid_json_object(trained, small_jsonl):

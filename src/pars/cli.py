@@ -75,6 +75,7 @@ def train_command(
     seed: Annotated[int, typer.Option(help="Seed of training and of the prompt split")] = 0,
     extra_prompts: Annotated[int, typer.Option(help="Mix in this many prompts of data/extra_lengths.jsonl.gz")] = 0,
     freeze_encoder: Annotated[bool, typer.Option(help="Train only the head on cached embeddings (fast)")] = False,
+    linear_probe: Annotated[bool, typer.Option(help="Fit the head on frozen features before fine-tuning (LP-FT)")] = True,
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads")] = None,
 ) -> None:
     """Train the length ranker and save a checkpoint directory."""
@@ -89,7 +90,7 @@ def train_command(
         torch.set_num_threads(threads)
     try:
         settings = TrainSettings(loss=loss, margin=margin, threshold=threshold, epochs=epochs, batch_size=batch_size,
-                                 lr=lr, seed=seed, freeze_encoder=freeze_encoder)
+                                 lr=lr, seed=seed, freeze_encoder=freeze_encoder, linear_probe=linear_probe)
         job = TrainJob(data=str(data) if data else None, models=parse_models(models), label_mode=label,
                        encoder=encoder, pooling=pooling, max_length=max_length, split_seed=seed,
                        extra_prompts=extra_prompts, settings=settings)
