@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 CROSS_MODELS = ("gpt4_1106_preview", "Meta-Llama-3-70B-Instruct", "Mistral-7B-Instruct-v0.2", "vicuna-13b-v1.5")
 SEEDS = (0, 1, 2)
-FINE_TUNE_EPOCHS = 1  # 2 CPU cores shared by several people: one pass over ~1,300 prompts takes 10-20 minutes
+FINE_TUNE_EPOCHS = 1  # 2 CPU cores shared by several people: one pass over ~1,300 prompts takes 5-13 minutes
 HEAD_EPOCHS = 20  # head-only training: validation pair accuracy levels off by about 20 passes
 
 

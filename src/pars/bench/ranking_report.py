@@ -194,7 +194,7 @@ def _bar_plot(ax, rows: Mapping[str, dict], title: str) -> None:
            capsize=4, color="tab:blue")
     ax.set_title(title)
     ax.set_ylabel("Kendall tau-b (mean over models)")
-    ax.tick_params(axis="x", rotation=30)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
 
 
 def write_plots(summary: dict, out: Path) -> list[Path]:
