@@ -72,7 +72,8 @@ def train_command(
     max_length: Annotated[int, typer.Option(help="Prompt tokens the encoder reads")] = 128,
     batch_size: Annotated[int, typer.Option(help="Prompts per step (all kept pairs among them are used)")] = 32,
     lr: Annotated[float, typer.Option(help="Encoder learning rate")] = 2e-5,
-    seed: Annotated[int, typer.Option(help="Seed of training and of the prompt split")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation and batch order")] = 0,
+    split_seed: Annotated[int, typer.Option(help="Seed of the train/validation/test split by prompt text")] = 0,
     extra_prompts: Annotated[int, typer.Option(help="Mix in this many prompts of data/extra_lengths.jsonl.gz")] = 0,
     freeze_encoder: Annotated[bool, typer.Option(help="Train only the head on cached embeddings (fast)")] = False,
     linear_probe: Annotated[bool, typer.Option(help="Fit the head on frozen features before fine-tuning (LP-FT)")] = True,
@@ -92,7 +93,7 @@ def train_command(
         settings = TrainSettings(loss=loss, margin=margin, threshold=threshold, epochs=epochs, batch_size=batch_size,
                                  lr=lr, seed=seed, freeze_encoder=freeze_encoder, linear_probe=linear_probe)
         job = TrainJob(data=str(data) if data else None, models=parse_models(models), label_mode=label,
-                       encoder=encoder, pooling=pooling, max_length=max_length, split_seed=seed,
+                       encoder=encoder, pooling=pooling, max_length=max_length, split_seed=split_seed,
                        extra_prompts=extra_prompts, settings=settings)
         with progress_bar() as progress:
             task = progress.add_task(f"training ({loss})", total=None, info="")

@@ -7,7 +7,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from pars.bench.ranking import (CROSS_MODELS, CachedEmbeddingRanker, RunOutcome, RunSpec, build_plan, initial_head_bias,
+from pars.bench.ranking import (CROSS_MODELS, CachedEmbeddingRanker, RunOutcome, RunSpec, build_plan,
                                 load_bench_data, train_run)
 from pars.bench.ranking_report import row_stats
 from pars.cli import app
@@ -62,22 +62,6 @@ def test_cached_embeddings_match_the_encoder_and_are_computed_once():
     alone = predictor.tokenize(["a short prompt"])  # no padding now: same tokens, same cache entry
     torch.testing.assert_close(cached.embed(alone["input_ids"], alone["attention_mask"])[0], expected[0])
     assert len(cache) == 2
-
-
-def test_pointwise_head_starts_at_the_mean_log_length_ignoring_missing_labels():
-    lengths = np.array([[0.0, np.nan], [np.e ** 2 - 1, np.nan]])
-    assert initial_head_bias("pointwise", lengths, (10.0,)) == pytest.approx([1.0])
-
-
-def test_classify_head_starts_at_smoothed_log_bucket_shares():
-    lengths = np.array([[5.0], [50.0], [50.0], [500.0], [np.nan]])  # buckets 0, 1, 1, 2
-    expected = np.log(np.array([2, 3, 2]) / 7)
-    assert initial_head_bias("classify", lengths, (10.0, 100.0)) == pytest.approx(expected)
-
-
-def test_ranking_losses_keep_the_fresh_head_bias():
-    assert initial_head_bias("margin", np.ones((2, 1)), ()) is None
-    assert initial_head_bias("listmle", np.ones((2, 1)), ()) is None
 
 
 def test_row_stats_are_mean_and_sample_std_over_seeds():

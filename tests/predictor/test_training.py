@@ -5,7 +5,7 @@ import torch
 from pars.data.labels import group_by_prompt
 from pars.metrics import pairwise_accuracy
 from pars.predictor import Predictor
-from pars.predictor.training import TrainSettings, train
+from pars.predictor.training import TrainSettings, initial_head_bias, train
 
 
 @pytest.fixture(scope="module")
@@ -39,3 +39,19 @@ def test_margin_training_counts_kept_and_filtered_pairs(small_labels):
     epoch = result.history[0]
     assert epoch.pairs_kept > 0 and epoch.pairs_filtered > 0
     assert epoch.pairs_kept + epoch.pairs_filtered == 3 * (16 * 15 // 2)
+
+
+def test_pointwise_head_starts_at_the_mean_log_length_ignoring_missing_labels():
+    lengths = np.array([[0.0, np.nan], [np.e ** 2 - 1, np.nan]])
+    assert initial_head_bias("pointwise", lengths, (10.0,)) == pytest.approx([1.0])
+
+
+def test_classify_head_starts_at_smoothed_log_bucket_shares():
+    lengths = np.array([[5.0], [50.0], [50.0], [500.0], [np.nan]])  # buckets 0, 1, 1, 2
+    expected = np.log(np.array([2, 3, 2]) / 7)
+    assert initial_head_bias("classify", lengths, (10.0, 100.0)) == pytest.approx(expected)
+
+
+def test_ranking_losses_keep_the_fresh_head_bias():
+    assert initial_head_bias("margin", np.ones((2, 1)), ()) is None
+    assert initial_head_bias("listmle", np.ones((2, 1)), ()) is None

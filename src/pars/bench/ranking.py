@@ -181,23 +181,6 @@ def _rows_for(records: Sequence[LengthRecord], model: str | None) -> list[Length
     return list(records) if model is None else [r for r in records if r.model == model]
 
 
-def initial_head_bias(loss: str, lengths: np.ndarray, bucket_edges: Sequence[float]) -> np.ndarray | None:
-    """The head bias a loss should start from: the mean log length (pointwise), log bucket shares (classify).
-
-    The ranking losses do not see the bias. The regression targets sit near log(300) = 5.7, far from a fresh
-    head's ~0; with Huber's unit gradient and the head's learning rate the bias alone would use up training.
-    lengths: [prompts, labels] with NaN where unknown.
-    """
-    known = lengths[~np.isnan(lengths)]
-    if loss == "pointwise":
-        return np.array([np.log1p(known).mean()])
-    if loss == "classify":
-        counts = np.bincount(np.searchsorted(np.asarray(bucket_edges), known, side="right"),
-                             minlength=len(bucket_edges) + 1)
-        return np.log((counts + 1) / (counts.sum() + len(counts)))
-    return None
-
-
 def train_run(spec: RunSpec, data: BenchData, cache: dict[bytes, torch.Tensor],
               save_to: Path | None = None) -> RunOutcome:
     """Train one ranker on the train prompts (of `spec.train_model` only, if set) and score the test prompts."""
@@ -207,10 +190,6 @@ def train_run(spec: RunSpec, data: BenchData, cache: dict[bytes, torch.Tensor],
     head_outputs = len(settings.bucket_edges) + 1 if spec.loss == "classify" else 1
     predictor = Predictor.untrained(max_length=spec.max_length, head_outputs=head_outputs, seed=spec.seed)
     whole = predictor.ranker  # shares its head with the cached ranker below, so it ends up trained too
-    bias = initial_head_bias(spec.loss, train_labels.lengths, settings.bucket_edges)
-    if bias is not None:
-        with torch.no_grad():
-            whole.head.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
     if spec.freeze_encoder:
         predictor.ranker = CachedEmbeddingRanker(whole, cache)
     started = time.perf_counter()

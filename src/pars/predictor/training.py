@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -90,6 +90,23 @@ def batch_loss(settings: TrainSettings, outputs: torch.Tensor, lengths: np.ndarr
     return losses.classify_loss(outputs, lengths_t, edges), 0, 0
 
 
+def initial_head_bias(loss: str, lengths: np.ndarray, bucket_edges: Sequence[float]) -> np.ndarray | None:
+    """The head bias a loss should start from: the mean log length (pointwise), log bucket shares (classify).
+
+    The ranking losses do not see the bias. The regression targets sit near log(300) = 5.7, far from a fresh
+    head's ~0; with Huber's unit gradient and the head's learning rate the bias alone would use up training
+    and the head would learn the offset, not the order. lengths: [prompts, labels] with NaN where unknown.
+    """
+    known = lengths[~np.isnan(lengths)]
+    if loss == "pointwise":
+        return np.array([np.log1p(known).mean()])
+    if loss == "classify":
+        counts = np.bincount(np.searchsorted(np.asarray(bucket_edges), known, side="right"),
+                             minlength=len(bucket_edges) + 1)
+        return np.log((counts + 1) / (counts.sum() + len(counts)))
+    return None
+
+
 def train(predictor: Predictor, train_data: LabelledPrompts, val_data: LabelledPrompts,
           settings: TrainSettings, on_step: ProgressHook | None = None) -> TrainResult:
     """Train `predictor` in place and leave it at its best epoch (by validation pair accuracy)."""
@@ -106,11 +123,9 @@ def train(predictor: Predictor, train_data: LabelledPrompts, val_data: LabelledP
         # there at the encoder's small learning rate. From a random head, fine-tuning distorts the pretrained
         # features: on our 1.3k training prompts it ranked worse than the frozen encoder alone.
         probe = train(predictor, train_data, val_data, replace(settings, freeze_encoder=True))
-    elif settings.loss == "pointwise":
-        # Start the regression at the mean log length: from 0, the Huber gradient of a ~6-unit offset is the
-        # same for every prompt and the head learns the offset, not the order.
+    elif (bias := initial_head_bias(settings.loss, train_data.lengths, settings.bucket_edges)) is not None:
         with torch.no_grad():
-            ranker.head.bias.fill_(float(np.nanmean(np.log1p(train_data.lengths))))
+            ranker.head.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
 
     cached = cached_val = None
     if settings.freeze_encoder:
@@ -128,11 +143,12 @@ def train(predictor: Predictor, train_data: LabelledPrompts, val_data: LabelledP
     total = steps_per_epoch * epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_fraction * total), total)
 
+    trained_part = ranker.head if settings.freeze_encoder else ranker  # the frozen encoder never changes
     result = TrainResult(best_epoch=0)  # epoch 0: the linear probe, kept if no fine-tuning epoch beats it
     best_state, best_accuracy, step = None, -1.0, 0
     if probe is not None:
         probe_accuracy = probe.history[probe.best_epoch - 1].val_pairwise_accuracy
-        best_state, best_accuracy = copy.deepcopy(ranker.state_dict()), -1.0 if np.isnan(probe_accuracy) else probe_accuracy
+        best_state, best_accuracy = copy.deepcopy(trained_part.state_dict()), -1.0 if np.isnan(probe_accuracy) else probe_accuracy
         log.info("linear probe: val pair accuracy %.4f after %d head-only epochs", probe_accuracy, settings.frozen_epochs)
     for epoch in range(1, epochs + 1):
         ranker.train()
@@ -170,8 +186,8 @@ def train(predictor: Predictor, train_data: LabelledPrompts, val_data: LabelledP
         log.info("epoch %d: loss %.4f, val pair accuracy %.4f", epoch, np.mean(epoch_losses), accuracy)
         if (np.isnan(accuracy) and best_accuracy < 0) or accuracy > best_accuracy:
             best_accuracy = -1.0 if np.isnan(accuracy) else accuracy
-            best_state, result.best_epoch = copy.deepcopy(ranker.state_dict()), epoch
-    ranker.load_state_dict(best_state)
+            best_state, result.best_epoch = copy.deepcopy(trained_part.state_dict()), epoch
+    trained_part.load_state_dict(best_state)
     ranker.encoder.requires_grad_(True)
     ranker.eval()
     return result
