@@ -56,7 +56,7 @@ def wait_until_healthy(client: httpx.Client, server: subprocess.Popen, timeout_s
 def test_pars_serve_answers_completions_and_chat_on_localhost(tiny_model, predictor_dir, tmp_path):
     port = free_port()
     log_path = tmp_path / "server.log"
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "INFO"}  # the check reads INFO lines
     env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)  # the real server layout: engine core in its own process
     command = [sys.executable, "-m", "pars.cli", "serve", str(tiny_model), "--policy", "pars",
                "--predictor", str(predictor_dir), "--port", str(port), "--max-num-seqs", "4",

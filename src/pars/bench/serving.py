@@ -18,7 +18,8 @@ import logging
 import os
 import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -205,16 +206,32 @@ def run_benchmark(settings: EngineSettings, policies: Sequence[PolicySpec], burs
     """
     if not policies or policies[0].name != "fcfs":
         raise ValueError("the policy list must start with fcfs (it calibrates the rates)")
-    os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(settings.kv_cache_gib)
-    os.environ["OMP_NUM_THREADS"] = str(settings.omp_threads)
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # engine processes start after this; keep output readable
-    # Same torch threading for every policy's engine core: with the default, loading a predictor changes
-    # the engine process's OpenMP threading and stock FCFS steps ran 40x slower on 2 cores (docs/vllm.md).
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     result = BenchmarkResult()
-    for spec in policies:
-        result.policies.append(asyncio.run(_run_policy(settings, spec, burst, rate_workloads, result)))
+    with engine_environment(settings):
+        for spec in policies:
+            result.policies.append(asyncio.run(_run_policy(settings, spec, burst, rate_workloads, result)))
     return result
+
+
+@contextmanager
+def engine_environment(settings: EngineSettings) -> Iterator[None]:
+    """The variables engine processes read at start, restored afterwards so the caller's process is unchanged.
+
+    OMP_NUM_THREADS is the same for every policy's engine core: unpinned, loading a predictor changed the
+    engine process's OpenMP threading and stock FCFS steps ran 40x slower on 2 cores (docs/vllm.md).
+    """
+    wanted = {"VLLM_CPU_KVCACHE_SPACE": str(settings.kv_cache_gib), "OMP_NUM_THREADS": str(settings.omp_threads),
+              "VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING")}  # keep output readable
+    saved = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 async def _measure(engine: Any, spec: PolicySpec, workload: Workload, load: float | None) -> RunResult:
