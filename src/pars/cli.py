@@ -130,7 +130,7 @@ def print_evaluation(evaluation, title: str) -> None:
         report = evaluation.per_model[model]
         table.add_row(model, f"{report.kendall_tau:.3f}", f"{report.spearman:.3f}", f"{report.pairwise_accuracy:.3f}",
                       str(report.n))
-    Console().print(table)
+    Console(width=max(Console().width, 100)).print(table)  # full model names even in a narrow or piped terminal
 
 
 @app.command("eval")
