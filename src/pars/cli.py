@@ -34,6 +34,11 @@ def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug 
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def print_table(table: Table) -> None:
+    """Tables go to stdout at a readable width even when the terminal is narrow or piped (no cut names)."""
+    Console(width=max(Console().width, 140)).print(table)
+
+
 def fail(message: str) -> None:
     console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code=2)
@@ -130,7 +135,7 @@ def print_evaluation(evaluation, title: str) -> None:
         report = evaluation.per_model[model]
         table.add_row(model, f"{report.kendall_tau:.3f}", f"{report.spearman:.3f}", f"{report.pairwise_accuracy:.3f}",
                       str(report.n))
-    Console(width=max(Console().width, 100)).print(table)  # full model names even in a narrow or piped terminal
+    print_table(table)
 
 
 @app.command("eval")
@@ -232,7 +237,7 @@ def bench_rank_command(
                       f"{row['pairwise_accuracy_mean']:.3f}", str(row["seeds"]))
     for name, value in summary["references"].items():
         table.add_row(f"reference: {name}", "", f"{value:.3f}", "", "")
-    Console().print(table)
+    print_table(table)
 
 
 def parse_floats(text: Optional[str]) -> tuple[float, ...]:
@@ -288,7 +293,7 @@ def bench_serve_command(
         table.add_column(title, justify="left" if title in ("policy", "workload") else "right")
     for row in sorted(rows, key=lambda r: (r["arrival"] != "burst", r["rate"] or 0.0)):
         table.add_row(*table_cells(row, SHORT_COLUMNS))
-    Console().print(table)
+    print_table(table)
 
 
 if __name__ == "__main__":
