@@ -20,22 +20,14 @@ def test_smallest_size_pops_first_and_ties_go_by_arrival():
     assert drain(queue) == ["short", "mid_a", "mid_b", "long"]
 
 
-def test_aging_lets_an_old_long_request_pass_fresh_short_ones():
-    queue: RankedQueue[str] = RankedQueue(AgingRule(rate=1.0))
+@pytest.mark.parametrize("rate, first", [(1.0, "old_long"), (0.0, "new_short")])
+def test_aging_lets_an_old_long_request_pass_fresh_short_ones_only_when_on(rate, first):
+    queue: RankedQueue[str] = RankedQueue(AgingRule(rate=rate))
     queue.set_size("old_long", 10.0)
     queue.add("old_long", 0.0)
     queue.set_size("new_short", 3.0)
-    queue.add("new_short", 8.0)  # waited 8 s less: 10 - 0 > 3 + 8 is false
-    assert queue.pop() == "old_long"
-
-
-def test_without_aging_the_short_request_wins():
-    queue: RankedQueue[str] = RankedQueue(AgingRule(rate=0.0))
-    queue.set_size("old_long", 10.0)
-    queue.add("old_long", 0.0)
-    queue.set_size("new_short", 3.0)
-    queue.add("new_short", 8.0)
-    assert queue.pop() == "new_short"
+    queue.add("new_short", 8.0)  # with rate 1, it waited 8 s less: 10 - 0 > 3 + 8 is false
+    assert queue.pop() == first
 
 
 def test_request_past_max_wait_goes_first_then_key_order_resumes():

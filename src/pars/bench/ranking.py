@@ -159,10 +159,10 @@ class CachedEmbeddingRanker(LengthRanker):
 
 
 def warm_cache(cache: dict[bytes, torch.Tensor], prompts: list[str], max_length: int) -> None:
-    """Embed every prompt once, sorted by length (`Predictor.score` pads little), before the frozen runs."""
+    """Embed every prompt once, sorted by length (`Predictor.embed` pads little), before the frozen runs."""
     predictor = Predictor.untrained(max_length=max_length)
     predictor.ranker = CachedEmbeddingRanker(predictor.ranker, cache)
-    predictor.score(prompts, batch_size=64)
+    predictor.embed(prompts, batch_size=64)
 
 
 @dataclass(frozen=True)

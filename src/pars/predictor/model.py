@@ -104,8 +104,20 @@ class Predictor:
                               return_tensors="pt")
 
     @torch.no_grad()
+    def embed(self, prompts: list[str], batch_size: int = 64) -> torch.Tensor:
+        """Pooled encoder vectors [prompts, hidden] in input order, batched by length so batches pad little."""
+        self.ranker.eval()
+        order = np.argsort([len(p) for p in prompts], kind="stable")
+        vectors = torch.empty(len(prompts), self.ranker.encoder.config.hidden_size)
+        for start in range(0, len(prompts), batch_size):
+            idx = order[start:start + batch_size]
+            batch = self.tokenize([prompts[i] for i in idx])
+            vectors[torch.as_tensor(idx)] = self.ranker.embed(batch["input_ids"], batch["attention_mask"]).float()
+        return vectors
+
+    @torch.no_grad()
     def score(self, prompts: list[str], batch_size: int = 32, threads: int | None = None) -> np.ndarray:
-        """One float32 score per prompt, batched with dynamic padding (sorted by length to pad little)."""
+        """One float32 score per prompt (see `embed` for the batching)."""
         if not prompts:
             raise ValueError("score() needs at least one prompt")
         for prompt in prompts:
@@ -113,15 +125,7 @@ class Predictor:
                 raise TypeError(f"prompts must be strings, got {type(prompt).__name__}")
         if threads:
             torch.set_num_threads(threads)
-        self.ranker.eval()
-        order = np.argsort([len(p) for p in prompts], kind="stable")
-        scores = np.empty(len(prompts), dtype=np.float32)
-        for start in range(0, len(prompts), batch_size):
-            idx = order[start:start + batch_size]
-            batch = self.tokenize([prompts[i] for i in idx])
-            out = outputs_to_scores(self.ranker(batch["input_ids"], batch["attention_mask"]))
-            scores[idx] = out.float().numpy()
-        return scores
+        return outputs_to_scores(self.ranker.head(self.embed(prompts, batch_size))).numpy().astype(np.float32)
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)

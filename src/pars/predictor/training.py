@@ -130,8 +130,8 @@ def train(predictor: Predictor, train_data: LabelledPrompts, val_data: LabelledP
     cached = cached_val = None
     if settings.freeze_encoder:
         ranker.encoder.requires_grad_(False)
-        cached = _embed_all(predictor, train_data.prompts)
-        cached_val = _embed_all(predictor, val_data.prompts) if val_data.prompts else None
+        cached = predictor.embed(train_data.prompts)
+        cached_val = predictor.embed(val_data.prompts) if val_data.prompts else None
         params = [{"params": ranker.head.parameters(), "lr": settings.head_lr}]
         epochs = settings.frozen_epochs
     else:
@@ -191,13 +191,3 @@ def train(predictor: Predictor, train_data: LabelledPrompts, val_data: LabelledP
     ranker.encoder.requires_grad_(True)
     ranker.eval()
     return result
-
-
-@torch.no_grad()
-def _embed_all(predictor: Predictor, prompts: list[str], batch_size: int = 64) -> torch.Tensor:
-    ranker = predictor.ranker.eval()
-    chunks = []
-    for start in range(0, len(prompts), batch_size):
-        batch = predictor.tokenize(prompts[start:start + batch_size])
-        chunks.append(ranker.embed(batch["input_ids"], batch["attention_mask"]))
-    return torch.cat(chunks)
