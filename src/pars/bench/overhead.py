@@ -1,27 +1,33 @@
-"""Measures what PARS costs the engine: predictor scoring time per request, and vLLM step time with
-and without the PARS scheduler, idle (one request) and under load (a burst bigger than the batch).
+"""What PARS costs: scoring prompts with the predictor (one row per precision and batching option), and,
+with `--engine`, vLLM step time with and without the PARS scheduler, idle (one request) and under load.
 
-Run: python -m pars.bench.overhead [--model DIR] [--predictor DIR]   (prints a table; docs/vllm.md)
+Run: `pars bench overhead [--predictor DIR] [--prompts 256] [--threads 1] [--engine]` (docs/vllm.md).
 
-OMP_NUM_THREADS is pinned (default 1) for every engine: on an oversubscribed 2-core machine two OpenMP
-threads make vLLM's CPU steps 10-100x slower, and that effect would swamp any scheduler difference.
+Threads are pinned (default 1) for the predictor and every engine: on an oversubscribed 2-core machine two
+OpenMP threads make vLLM's CPU steps 10-100x slower, and that effect would swamp any scheduler difference.
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
+import platform
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pars.integrations.vllm import build_llm, make_tiny_model, scheduler_of
 from pars.paths import bundled_data_dir
+
+SCORING_BATCHES = (1, 8, 32)  # batch 1: one call per prompt; 8 and 32: one call over all prompts (amortised)
+CALL_SIZE = 32  # "32 per call": calls of 32 arriving prompts each, as the vLLM scheduler makes them
 
 
 def real_prompts(n: int) -> list[str]:
@@ -29,18 +35,9 @@ def real_prompts(n: int) -> list[str]:
         return [json.loads(line)["prompt"] for line, _ in zip(lines, range(n))]
 
 
-def load_predictor(predictor_dir: Path | None, scratch: Path) -> tuple[Any, Path]:
-    """The given checkpoint, else an untrained head on the real encoder (same compute cost)."""
-    from pars.predictor import Predictor
-
-    if predictor_dir is not None:
-        return Predictor.load(predictor_dir), predictor_dir
-    predictor = Predictor.untrained()
-    return predictor, predictor.save(scratch / "predictor")
-
-
-def time_ms(fn: Callable[[], object], repeats: int) -> list[float]:
-    fn()  # warm-up
+def time_ms(fn: Callable[[], object], repeats: int, warm_up: bool = True) -> list[float]:
+    if warm_up:
+        fn()
     samples = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -49,11 +46,106 @@ def time_ms(fn: Callable[[], object], repeats: int) -> list[float]:
     return samples
 
 
-def scoring_overhead(predictor: Any, repeats: int = 20) -> dict[str, float]:
-    prompts = real_prompts(32)
-    one = statistics.median(time_ms(lambda: predictor.score(prompts[:1]), repeats))
-    batch = statistics.median(time_ms(lambda: predictor.score(prompts, batch_size=32), max(3, repeats // 4)))
-    return {"batch 1: ms/request": one, "batch 32: ms/batch": batch, "batch 32: ms/request": batch / 32}
+def char_sorted_predictor(predictor: Any) -> Any:
+    """The scoring before token sorting, as the baseline row: batches sorted by characters, each tokenised
+    on its own and padded to its longest member (with the 128-token cut, 41-73 % padding)."""
+    import torch
+
+    from pars.predictor import Predictor
+
+    class CharSorted(Predictor):
+        @torch.no_grad()
+        def embed(self, prompts: list[str], batch_size: int = 64, precision: str = "fp32") -> torch.Tensor:
+            self.ranker.eval()
+            order = np.argsort([len(p) for p in prompts], kind="stable")
+            vectors = torch.empty(len(prompts), self.ranker.encoder.config.hidden_size)
+            for start in range(0, len(prompts), batch_size):
+                idx = order[start:start + batch_size]
+                batch = self.tokenize([prompts[i] for i in idx])
+                vectors[torch.as_tensor(idx)] = self.ranker.embed(batch["input_ids"], batch["attention_mask"])
+            return vectors
+
+    return CharSorted(predictor.config, predictor.tokenizer, predictor.ranker, "fp32")
+
+
+def scoring_options(predictor: Any) -> list[tuple[str, Any]]:
+    """(name, predictor) per row of the cost table; all share the checkpoint's weights."""
+    from pars.predictor import Predictor
+
+    def variant(precision: str, max_length: int) -> Predictor:
+        config = replace(predictor.config, max_length=max_length)
+        return Predictor(config, predictor.tokenizer, predictor.ranker, precision)
+
+    full = predictor.config.max_length
+    return [(f"fp32, char-sorted, {full} tokens (before)", char_sorted_predictor(predictor)),
+            (f"fp32, token-sorted, {full} tokens", variant("fp32", full)),
+            (f"bf16, token-sorted, {full} tokens", variant("bf16", full)),
+            *[(f"bf16, token-sorted, {n} tokens", variant("bf16", n)) for n in (96, 64) if n < full]]
+
+
+def ms_per_prompt(predictor: Any, prompts: list[str], passes: int) -> dict[str, float]:
+    """Median wall time per prompt over `passes` passes, tokenisation included, per batching."""
+    def calls_of(size: int) -> Callable[[], None]:
+        return lambda: [predictor.score(prompts[i:i + size], batch_size=size) for i in range(0, len(prompts), size)]
+
+    runs = {"1": calls_of(1), **{str(b): (lambda b=b: predictor.score(prompts, batch_size=b)) for b in SCORING_BATCHES[1:]},
+            f"{CALL_SIZE} per call": calls_of(CALL_SIZE)}
+    predictor.score(prompts[:CALL_SIZE], batch_size=CALL_SIZE)  # warm-up (allocator, oneDNN kernels)
+    return {name: statistics.median(time_ms(run, passes, warm_up=False)) / len(prompts) for name, run in runs.items()}
+
+
+def scoring_cost(predictor: Any, n_prompts: int = 256, passes: int = 3, seed: int = 0,
+                 on_row: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The cost table: ms per prompt at each batching and Kendall tau on the held-out test split (the
+    project's `evaluate_predictor`: mean over models, against true lengths), per scoring option."""
+    import torch
+
+    from pars.evaluation import distinct_prompts
+    from pars.jobs import evaluate_predictor, test_records
+    from pars.predictor.model import bf16_is_native, resolve_precision
+
+    records = test_records(predictor)
+    test_prompts = distinct_prompts(records)
+    rng = np.random.default_rng(seed)
+    prompts = [test_prompts[i] for i in rng.permutation(len(test_prompts))[:n_prompts]]
+    load_before = os.getloadavg()
+    rows = []
+    for name, option in scoring_options(predictor):
+        if on_row:
+            on_row(name)
+        tau = evaluate_predictor(option, records).overall["kendall_tau"]
+        rows.append({"option": name, "precision": option.precision, "max_length": option.max_length,
+                     "ms_per_prompt": ms_per_prompt(option, prompts, passes), "kendall_tau": tau})
+    baseline = rows[0]["kendall_tau"]
+    for row in rows:
+        row["tau_change"] = row["kendall_tau"] - baseline
+    default = f"{resolve_precision('auto')}, token-sorted, {predictor.config.max_length} tokens"
+    return {
+        "rows": rows,
+        "default_option": default,
+        "prompts": len(prompts),
+        "test_prompts": len(test_prompts),
+        "test_rows": len(records),
+        "passes": passes,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "bf16_native": bf16_is_native(),
+        "cpu": cpu_name(),
+        "load_average_before": list(load_before),
+        "load_average_after": list(os.getloadavg()),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 def step_times(model: Path, policy: str, predictor_dir: Path, n_requests: int, burst: int, max_num_seqs: int,
@@ -100,29 +192,15 @@ def step_times(model: Path, policy: str, predictor_dir: Path, n_requests: int, b
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", type=Path, help="model dir [default: a fresh tiny model]")
-    parser.add_argument("--predictor", type=Path, help="checkpoint dir [default: untrained head]")
-    parser.add_argument("--load-requests", type=int, default=64)
-    parser.add_argument("--max-num-seqs", type=int, default=8)
-    parser.add_argument("--tokens", type=int, default=32)
-    parser.add_argument("--omp-threads", type=int, default=1, help="OMP_NUM_THREADS for all engines")
-    args = parser.parse_args()
-    os.environ["OMP_NUM_THREADS"] = str(args.omp_threads)  # before torch is imported (lazily, below)
-    with tempfile.TemporaryDirectory() as scratch_name:
-        scratch = Path(scratch_name)
-        model = args.model or make_tiny_model(scratch / "tiny-model")
-        predictor, predictor_dir = load_predictor(args.predictor, scratch)
-        rows: list[tuple[str, dict[str, float]]] = [("scoring (predictor only)", scoring_overhead(predictor))]
-        del predictor
-        for scenario, n_requests, burst in (("idle", 8, 1), ("load", args.load_requests, args.load_requests)):
+def engine_overhead(model: Path | None, predictor_dir: Path, load_requests: int = 64, max_num_seqs: int = 8,
+                    tokens: int = 32) -> dict[str, dict[str, float]]:
+    """Step times per scenario ("idle": 8 requests one after another; "load": one burst) and policy, on
+    `model` or a fresh tiny model."""
+    rows = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        model = model or make_tiny_model(Path(scratch) / "tiny-model")
+        for scenario, n_requests, burst in (("idle", 8, 1), ("load", load_requests, load_requests)):
             for policy in ("fcfs", "pars"):
-                times = step_times(model, policy, predictor_dir, n_requests, burst, args.max_num_seqs, args.tokens)
-                rows.append((f"{scenario} {policy}", times))
-    for name, values in rows:
-        print(f"{name:26s} " + "  ".join(f"{key} {value:8.2f}" for key, value in values.items()))
-
-
-if __name__ == "__main__":
-    main()
+                rows[f"{scenario} {policy}"] = step_times(model, policy, predictor_dir, n_requests, burst,
+                                                          max_num_seqs, tokens)
+    return rows
