@@ -13,11 +13,12 @@ import httpx
 import pytest
 
 from pars.integrations.vllm import POLICIES, serve_argv
+from pars.integrations.vllm.serve import MIDDLEWARE
 
 
 def test_every_policy_builds_a_server_command_on_localhost():
     for name, policy in POLICIES.items():
-        argv = serve_argv("model-dir", name, port=8123, max_num_seqs=4, extra_args=["--enforce-eager"])
+        argv, env = serve_argv("model-dir", name, port=8123, max_num_seqs=4, extra_args=["--enforce-eager"])
         assert argv[argv.index("--host") + 1] == "127.0.0.1"
         assert argv[-1] == "--enforce-eager" and argv[argv.index("--max-num-seqs") + 1] == "4"
         if policy.scheduler_cls is None:
@@ -27,11 +28,27 @@ def test_every_policy_builds_a_server_command_on_localhost():
         if policy.uses_predictor:
             config = json.loads(argv[argv.index("--additional-config") + 1])
             assert config["pars"]["predictor"] == str(policy.default_predictor_dir())
+            assert argv[argv.index("--middleware") + 1] == MIDDLEWARE
+            assert env == {"PARS_PREDICTOR": str(policy.default_predictor_dir()), "PARS_FRONT_END_MODE": "pars"}
+        else:
+            assert "--middleware" not in argv and env == {}
 
 
-def test_unknown_policy_is_rejected():
-    with pytest.raises(ValueError, match="unknown policy"):
-        serve_argv("model-dir", "sjf-magic")
+def test_priority_mode_runs_stock_vllm_priority_scheduling_with_the_front_end_scorer():
+    argv, env = serve_argv("model-dir", "pars", predictor_dir="ckpt", mode="priority")
+    assert argv[argv.index("--scheduling-policy") + 1] == "priority"
+    assert "--scheduler-cls" not in argv and argv[argv.index("--middleware") + 1] == MIDDLEWARE
+    assert env == {"PARS_PREDICTOR": "ckpt", "PARS_FRONT_END_MODE": "priority"}
+
+
+@pytest.mark.parametrize(("policy", "mode", "message"), [
+    ("sjf-magic", "pars", "unknown policy"),
+    ("pars", "fastest", "unknown mode"),
+    ("oracle", "priority", "uses none"),
+])
+def test_bad_policy_or_mode_is_rejected(policy, mode, message):
+    with pytest.raises(ValueError, match=message):
+        serve_argv("model-dir", policy, mode=mode)
 
 
 def free_port() -> int:

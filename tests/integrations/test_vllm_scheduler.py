@@ -62,7 +62,7 @@ def test_pars_scores_every_request_once_and_admits_by_score(engine, predictor_di
     outputs = run(llm, prompts, lengths)
     scheduler = scheduler_of(llm)
     assert scheduler.counters.sized == N_REQUESTS and scheduler.counters.fallback_total == 0
-    assert scheduler.ordering.scorer.prompts_scored == N_REQUESTS
+    assert scheduler.ordering.batcher.prompts_scored == N_REQUESTS
     scores = Predictor.load(predictor_dir).score(prompts)
     admitted = [o.metrics.scheduled_ts for o in outputs]
     rho = spearmanr(admitted, scores).statistic
@@ -77,7 +77,7 @@ def test_injected_predictor_failure_keeps_arrival_order_and_counts_fallbacks(eng
     def broken_predictor(texts):  # intentionally injected fault: a predictor that always raises
         raise RuntimeError("injected predictor failure")
 
-    scheduler.ordering.scorer.score = broken_predictor
+    scheduler.ordering.batcher.score = broken_predictor
     outputs = run(llm, prompts, [8] * N_REQUESTS)
     admitted = [o.metrics.scheduled_ts for o in outputs]
     assert admitted == sorted(admitted), "fallback requests were not admitted in arrival order"
@@ -122,3 +122,38 @@ def test_wrong_predictor_path_fails_at_engine_start_with_a_clear_message(tiny_mo
         chain.append(str(error))
         error = error.__cause__ or error.__context__
     assert any("no predictor checkpoint" in message for message in chain), chain
+
+
+def test_front_end_scores_order_the_queue_and_nothing_is_scored_in_the_engine(engine):
+    from pars.integrations.vllm.request_fields import SCORE_KEY
+
+    prompts, lengths = workload(seed=3)
+    scores = [float(s) for s in np.random.default_rng(3).normal(size=N_REQUESTS)]
+    llm = engine("pars")
+    params_list = [SamplingParams(max_tokens=n, ignore_eos=True, extra_args={SCORE_KEY: s}) for n, s in zip(lengths, scores)]
+    outputs = llm.generate(prompts, params_list, use_tqdm=False)
+    assert [len(o.outputs[0].token_ids) for o in outputs] == lengths
+    scheduler = scheduler_of(llm)
+    assert scheduler.counters.sized == N_REQUESTS and scheduler.counters.fallback_total == 0
+    assert scheduler.ordering.batcher.prompts_scored == 0, "requests with a front-end score were scored again"
+    rho = spearmanr([o.metrics.scheduled_ts for o in outputs], scores).statistic
+    assert rho > 0.8, rho
+
+
+def test_both_scheduler_flavours_construct_and_the_engine_gets_the_one_matching_its_setting(engine):
+    from vllm.v1.core.sched.async_scheduler import AsyncScheduler
+
+    from pars.integrations.vllm.scheduler import PARSAsyncScheduler, PARSScheduler
+
+    sync = scheduler_of(engine("pars"))
+    assert type(sync) is PARSScheduler and sync.vllm_config.scheduler_config.async_scheduling is False
+    config = sync.vllm_config
+    config.scheduler_config.async_scheduling = True  # what vLLM resolves to on GPUs
+    try:
+        built = PARSScheduler(vllm_config=config, kv_cache_config=sync.kv_cache_config,
+                              structured_output_manager=sync.structured_output_manager, block_size=sync.block_size)
+    finally:
+        config.scheduler_config.async_scheduling = False
+    assert type(built) is PARSAsyncScheduler and isinstance(built, AsyncScheduler)
+    assert isinstance(built.waiting, type(sync.waiting)), "the async flavour lost the PARS waiting queue"
+    built.shutdown()

@@ -16,17 +16,29 @@ def test_static_key_orders_like_the_aged_key_at_any_time():
         assert aged == static
 
 
-def test_overdue_exactly_at_max_wait():
-    rule = AgingRule(max_wait_s=3.0)
-    assert not rule.is_overdue(arrival=10.0, now=12.9)
-    assert rule.is_overdue(arrival=10.0, now=13.0)
-    assert not AgingRule().is_overdue(arrival=0.0, now=1e12)
+def test_deadline_is_the_tighter_of_the_fixed_and_the_fcfs_relative_bound():
+    assert AgingRule(max_wait_s=3.0).deadline(arrival=10.0, fcfs_wait_s=100.0) == 13.0
+    assert AgingRule().deadline(arrival=0.0, fcfs_wait_s=0.0) == math.inf
+    rule = AgingRule(max_wait_s=60.0, fcfs_wait_factor=2.0)
+    assert rule.deadline(arrival=10.0, fcfs_wait_s=4.0) == 18.0
+    assert rule.deadline(arrival=10.0, fcfs_wait_s=math.inf) == 70.0
 
 
-@pytest.mark.parametrize("rate, max_wait", [(-1.0, 1.0), (math.nan, 1.0), (0.0, 0.0), (0.0, -5.0)])
-def test_bad_aging_settings_are_rejected(rate, max_wait):
+def test_fcfs_wait_estimate_is_the_queue_ahead_over_the_admission_rate():
+    from pars.scheduling.keys import AdmissionRate
+
+    rate = AdmissionRate(window=5)
+    assert rate.fcfs_wait_s(10) == math.inf
+    for t in (0.0, 0.5, 1.0, 1.5, 2.0):
+        rate.observe(t)
+    assert rate.per_second() == 2.0 and rate.fcfs_wait_s(10) == 5.0
+
+
+@pytest.mark.parametrize("rate, max_wait, factor", [(-1.0, 1.0, 2.0), (math.nan, 1.0, 2.0), (0.0, 0.0, 2.0),
+                                                    (0.0, -5.0, 2.0), (0.0, 1.0, 0.5), (0.0, 1.0, math.nan)])
+def test_bad_aging_settings_are_rejected(rate, max_wait, factor):
     with pytest.raises(ValueError):
-        AgingRule(rate=rate, max_wait_s=max_wait)
+        AgingRule(rate=rate, max_wait_s=max_wait, fcfs_wait_factor=factor)
 
 
 def test_neutral_size_is_the_recent_mean_and_zero_before_any():

@@ -98,3 +98,42 @@ def test_predicted_falls_back_when_the_predictor_raises_or_returns_nonsense():
         assert collect_all(policy, 1)["nan"].fallback_reason == "predictor_error"
     finally:
         policy.close()
+
+
+def test_predicted_uses_the_front_end_score_and_never_scores_in_the_engine():
+    scored = []
+    policy = PredictedPolicy(lambda prompts: scored.extend(prompts) or [1.0] * len(prompts), decode)
+    try:
+        assert policy.on_arrival(RequestView("a", [1, 2], front_end_score=2.5)).size == 2.5
+        assert policy.on_arrival(RequestView("b", [1, 2], front_end_score="-0.5")).size == -0.5
+        assert policy.on_arrival(RequestView("c", [1], front_end_score="nan")).fallback_reason == "invalid_front_end_score"
+        assert policy.on_arrival(RequestView("d", [1], front_end_fallback="timeout")).fallback_reason == "front_end_timeout"
+        assert not policy.has_pending()
+    finally:
+        policy.close()
+    assert scored == []
+
+
+def test_a_forgotten_request_gets_no_verdict_and_is_not_scored_if_its_batch_has_not_started():
+    import threading
+
+    gate, scored = threading.Event(), []
+
+    def score(prompts):
+        gate.wait(5)
+        scored.extend(prompts)
+        return [1.0] * len(prompts)
+
+    policy = PredictedPolicy(score, decode)
+    try:
+        policy.on_arrival(view("running", tokens=(1,)))
+        import time
+
+        time.sleep(0.05)
+        policy.on_arrival(view("aborted", tokens=(2,)))
+        policy.forget("aborted")
+        gate.set()
+        got = collect_all(policy, 1)
+    finally:
+        policy.close()
+    assert set(got) == {"running"} and "w2" not in scored

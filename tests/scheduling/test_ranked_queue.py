@@ -143,3 +143,25 @@ def test_iteration_order_matches_pop_order():
         queue.add(i, rng.uniform(0, 60))
     queue.set_clock(60.0)
     assert list(queue) == drain(queue)
+
+
+def test_fcfs_relative_bound_sends_a_long_waiting_request_first_once_it_waited_factor_times_its_fcfs_wait():
+    queue: RankedQueue[str] = RankedQueue(AgingRule(rate=0.0, fcfs_wait_factor=2.0))
+    for t in range(5):  # five admissions one second apart: 1 request/s
+        queue.set_clock(float(t))
+        queue.add(f"old{t}", float(t))
+        queue.set_size(f"old{t}", 0.0)
+        queue.pop()
+    queue.set_clock(10.0)
+    for name in ("a", "b"):
+        queue.add(name, 10.0)
+        queue.set_size(name, 0.0)
+    queue.add("long", 10.0)  # two ahead at 1 request/s: FCFS wait 2 s, deadline 10 + 2 * 2
+    queue.set_size("long", 9.0)
+    for name in ("c", "d", "e"):
+        queue.add(name, 10.0)
+        queue.set_size(name, 0.0)
+    queue.set_clock(13.9)  # a and b are past their deadlines (10, 12); then the smallest size
+    assert [queue.pop() for _ in range(3)] == ["a", "b", "c"]
+    queue.set_clock(14.0)
+    assert queue.pop() == "long"

@@ -1,9 +1,14 @@
 """How a request's size estimate and its waiting time become one queue key (lowest first).
 
-The rule: at time t a waiting request's key is `size - rate * (t - arrival)`; once it has waited
-`max_wait_s` it goes ahead of every request that has not (oldest first). Because every waiting request
-ages at the same rate, comparing keys at any t equals comparing `size + rate * arrival`, so keys are
-computed once at insertion and a heap stays valid.
+The rule: at time t a waiting request's key is `size - rate * (t - arrival)`; once it passes its
+deadline it goes ahead of every request that has not (earliest deadline first). Because every waiting
+request ages at the same rate, comparing keys at any t equals comparing `size + rate * arrival`, so keys
+are computed once at insertion and a heap stays valid.
+
+The deadline is `arrival + min(max_wait_s, fcfs_wait_factor * fcfs_wait)`: a fixed bound, and a bound
+that scales with the current queueing delay, where `fcfs_wait` is the wait first-come-first-served would
+give the request, estimated on arrival as (requests already waiting) / (recent admission rate). With
+factor 2, no request waits much more than twice what FCFS would have made it wait, which bounds the tail.
 """
 
 from __future__ import annotations
@@ -15,24 +20,49 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class AgingRule:
-    """Aging settings: `rate` key units per second of waiting; `max_wait_s` the hard bound (inf = off)."""
+    """Aging settings: `rate` key units per second of waiting; `max_wait_s` the hard bound and
+    `fcfs_wait_factor` the bound relative to the estimated FCFS wait (inf = off)."""
 
     rate: float = 0.0
     max_wait_s: float = math.inf
+    fcfs_wait_factor: float = math.inf
 
     def __post_init__(self) -> None:
         if self.rate < 0 or not math.isfinite(self.rate):
             raise ValueError(f"aging rate must be a finite number >= 0, got {self.rate}")
         if not self.max_wait_s > 0:
             raise ValueError(f"max wait must be > 0 seconds, got {self.max_wait_s}")
+        if not self.fcfs_wait_factor >= 1:
+            raise ValueError(f"the FCFS-wait factor must be >= 1 (or inf), got {self.fcfs_wait_factor}")
 
     def static_key(self, size: float, arrival: float, epoch: float) -> float:
         """The time-independent part of the key; `epoch` keeps the product small for float precision."""
         return size + self.rate * (arrival - epoch)
 
-    def is_overdue(self, arrival: float, now: float) -> bool:
-        """True once the request has waited its hard maximum and must go first."""
-        return now - arrival >= self.max_wait_s
+    def deadline(self, arrival: float, fcfs_wait_s: float) -> float:
+        """When the request goes first: its fixed bound, or earlier per the estimated FCFS wait."""
+        relative = self.fcfs_wait_factor * fcfs_wait_s if math.isfinite(self.fcfs_wait_factor) else math.inf
+        return arrival + min(self.max_wait_s, relative)
+
+
+class AdmissionRate:
+    """Requests admitted per second over the last `window` admissions (None until two are seen)."""
+
+    def __init__(self, window: int = 64) -> None:
+        self._times: deque[float] = deque(maxlen=window)
+
+    def observe(self, now: float) -> None:
+        self._times.append(now)
+
+    def per_second(self) -> float | None:
+        if len(self._times) < 2 or self._times[-1] <= self._times[0]:
+            return None
+        return (len(self._times) - 1) / (self._times[-1] - self._times[0])
+
+    def fcfs_wait_s(self, waiting_ahead: int) -> float:
+        """Estimated FCFS wait behind `waiting_ahead` requests; inf while the rate is unknown."""
+        rate = self.per_second()
+        return waiting_ahead / rate if rate else math.inf
 
 
 class NeutralSize:

@@ -1,27 +1,34 @@
 """Ordering policies behind one interface, chosen by name: where a request's size estimate comes from.
 
 fcfs: every request has the same size (arrival order). oracle: the true response length the client
-sent (benchmarks only). predicted: the PARS predictor's score, computed in batches off the engine step.
+sent (benchmarks only). predicted: the PARS ranker's score, normally computed by the front end and
+carried by the request; requests that arrive without one are scored here, in micro-batches off the
+engine step (the fallback path).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import ClassVar
 
-from pars.scheduling.batch_scorer import BatchScorer, ScoreFn
+from pars.scoring.batcher import ScoreFn, ScoreResult, ScoringBatcher
 
 
 @dataclass(frozen=True)
 class RequestView:
-    """What a policy may read from an engine request."""
+    """What a policy may read from an engine request: `front_end_score` is the score the API server
+    attached, `front_end_fallback` the reason it could not (then the engine does not score it again)."""
 
     request_id: str
     prompt_token_ids: Sequence[int]
     true_length: object = None
+    front_end_score: object = None
+    front_end_fallback: object = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,9 @@ class OrderingPolicy(ABC):
 
     def has_pending(self) -> bool:
         return False
+
+    def forget(self, request_id: str) -> None:
+        """The request finished or was aborted: drop any work still pending for it."""
 
     def close(self) -> None:
         """Release threads or models."""
@@ -94,8 +104,21 @@ def prompt_problem(token_ids: Sequence[int], max_prompt_tokens: int) -> str | No
     return None
 
 
+def finite_float(value: object) -> float | None:
+    """`value` as a finite float (HTTP extra args may carry "1.5"), else None; booleans are not numbers."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 class PredictedPolicy(OrderingPolicy):
-    """Size = predictor score of the decoded prompt, scored in batches by a background thread."""
+    """Size = the front end's score when the request carries one; otherwise the ranker's score of the
+    decoded prompt, scored in micro-batches on the scorer thread (requests from `LLM.generate`, token-id
+    prompts). `timeout_s` bounds how long a request waits for that fallback score."""
 
     name = "predicted"
 
@@ -104,30 +127,56 @@ class PredictedPolicy(OrderingPolicy):
         score: ScoreFn,
         decode: Callable[[Sequence[int]], str],
         max_prompt_tokens: int = 32768,
-        max_batch: int = 32,
+        max_batch: int = 8,
         timeout_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_prompt_tokens = max_prompt_tokens
-        self.scorer = BatchScorer(score, decode, max_batch=max_batch, timeout_s=timeout_s)
+        self.timeout_s = timeout_s
+        self.clock = clock
+        self.batcher: ScoringBatcher[Sequence[int]] = ScoringBatcher(score, decode, max_batch=max_batch)
+        self._pending: dict[str, tuple[float, Future[ScoreResult]]] = {}
 
     def on_arrival(self, request: RequestView) -> Verdict | None:
+        rid = request.request_id
+        if request.front_end_score is not None:
+            size = finite_float(request.front_end_score)
+            return Verdict(rid, size) if size is not None else Verdict.fallback(rid, "invalid_front_end_score")
+        if request.front_end_fallback is not None:
+            return Verdict.fallback(rid, f"front_end_{request.front_end_fallback}")
         problem = prompt_problem(request.prompt_token_ids, self.max_prompt_tokens)
         if problem is not None:
-            return Verdict.fallback(request.request_id, problem)
-        self.scorer.submit(request.request_id, request.prompt_token_ids)
+            return Verdict.fallback(rid, problem)
+        self._pending[rid] = (self.clock(), self.batcher.submit(request.prompt_token_ids))
         return None
 
     def collect(self, wait_s: float) -> list[Verdict]:
-        return [
-            Verdict(rid, size) if reason is None else Verdict.fallback(rid, reason)
-            for rid, size, reason in self.scorer.collect(wait_s)
-        ]
+        futures = [future for _, future in self._pending.values()]
+        if wait_s > 0 and futures and not any(f.done() for f in futures):
+            wait(futures, timeout=wait_s, return_when=FIRST_COMPLETED)
+        now = self.clock()
+        verdicts = []
+        for rid, (submitted, future) in list(self._pending.items()):
+            if future.done():
+                del self._pending[rid]
+                score, reason = future.result()
+                verdicts.append(Verdict(rid, score) if reason is None else Verdict.fallback(rid, reason))
+            elif now - submitted > self.timeout_s:
+                del self._pending[rid]
+                future.cancel()  # dropped before scoring if its batch has not started
+                verdicts.append(Verdict.fallback(rid, "timeout"))
+        return verdicts
 
     def has_pending(self) -> bool:
-        return self.scorer.has_pending()
+        return bool(self._pending)
+
+    def forget(self, request_id: str) -> None:
+        entry = self._pending.pop(request_id, None)
+        if entry is not None:
+            entry[1].cancel()
 
     def close(self) -> None:
-        self.scorer.close()
+        self.batcher.close()
 
 
 POLICY_CLASSES: dict[str, type[OrderingPolicy]] = {

@@ -2,7 +2,7 @@
 
 Two tiers: requests with a size (an estimate or the neutral fallback) first, by aged key; then requests
 still waiting for their estimate, by arrival, so an engine with free capacity still admits them
-(work-conserving). Above both: any request that waited `max_wait_s`, oldest first.
+(work-conserving). Above both: any request past its deadline (`AgingRule.deadline`), earliest first.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Hashable, Iterable, Iterator
 from typing import Generic, NamedTuple, TypeVar
 
-from pars.scheduling.keys import AgingRule
+from pars.scheduling.keys import AdmissionRate, AgingRule
 
 T = TypeVar("T", bound=Hashable)
 
@@ -27,11 +27,12 @@ class _Entry(NamedTuple):
 
 
 class RankedQueue(Generic[T]):
-    """Heap by (tier, aged key, arrival) plus a heap by arrival for the max-wait rule; lazy deletion.
+    """Heap by (tier, aged key, arrival) plus a heap by deadline for the starvation bound; lazy deletion.
 
     Sizes outlive queue membership (`set_size` before or after `add`), so a request that leaves and
-    re-enters (skipped for a step, preempted) returns to its place; `forget` drops it for good.
-    The clock is set once per engine step (`set_clock`) so a peek and the pop after it agree.
+    re-enters (skipped for a step, preempted) returns to its place and keeps its deadline; `forget`
+    drops it for good. The clock is set once per engine step (`set_clock`) so a peek and the pop after it
+    agree; pops are admissions, and their rate estimates the FCFS wait of new arrivals.
     """
 
     def __init__(self, aging: AgingRule, epoch: float = 0.0) -> None:
@@ -40,9 +41,11 @@ class RankedQueue(Generic[T]):
         self._now = epoch
         self._sizes: dict[T, float] = {}
         self._arrivals: dict[T, float] = {}
+        self._deadlines: dict[T, float] = {}
         self._live: dict[T, _Entry] = {}
         self._by_key: list[tuple[_Entry, T]] = []
-        self._by_arrival: list[tuple[float, int, T]] = []
+        self._by_deadline: list[tuple[float, int, T]] = []
+        self.admissions = AdmissionRate()
         self._seq = itertools.count()
 
     def set_clock(self, now: float) -> None:
@@ -51,6 +54,8 @@ class RankedQueue(Generic[T]):
     def add(self, item: T, arrival: float) -> None:
         """Queue `item`; it is ordered by its size if one is known, else in the pending tier."""
         self._arrivals.setdefault(item, arrival)
+        if item not in self._deadlines:
+            self._deadlines[item] = self.aging.deadline(arrival, self.admissions.fcfs_wait_s(len(self._live)))
         self._push(item)
 
     def set_size(self, item: T, size: float) -> None:
@@ -67,6 +72,7 @@ class RankedQueue(Generic[T]):
         self.remove(item)
         self._sizes.pop(item, None)
         self._arrivals.pop(item, None)
+        self._deadlines.pop(item, None)
 
     def remove(self, item: T) -> None:
         self._live.pop(item, None)
@@ -79,14 +85,15 @@ class RankedQueue(Generic[T]):
         if not self._live:
             raise IndexError("peek from an empty queue")
         self._drop_stale()
-        oldest = self._by_arrival[0]
-        if self.aging.is_overdue(oldest[0], self._now):
-            return oldest[2]
+        earliest = self._by_deadline[0]
+        if earliest[0] <= self._now:
+            return earliest[2]
         return self._by_key[0][1]
 
     def pop(self) -> T:
         item = self.peek()
         del self._live[item]
+        self.admissions.observe(self._now)
         return item
 
     def __len__(self) -> int:
@@ -102,9 +109,9 @@ class RankedQueue(Generic[T]):
         """Items in the order `pop` would return them at the current clock."""
 
         def order(pair: tuple[T, _Entry]) -> tuple:
-            entry = pair[1]
-            overdue = self.aging.is_overdue(entry.arrival, self._now)
-            return (0, entry.arrival, entry.seq) if overdue else (1, *entry)
+            item, entry = pair
+            deadline = self._deadlines[item]
+            return (0, deadline, entry.seq) if deadline <= self._now else (1, *entry)
 
         return iter([item for item, _ in sorted(self._live.items(), key=order)])
 
@@ -118,7 +125,7 @@ class RankedQueue(Generic[T]):
             entry = _Entry(SIZED, self.aging.static_key(size, arrival, self._epoch), arrival, seq)
         self._live[item] = entry
         heapq.heappush(self._by_key, (entry, item))
-        heapq.heappush(self._by_arrival, (arrival, seq, item))
+        heapq.heappush(self._by_deadline, (self._deadlines[item], seq, item))
 
     def _is_live(self, item: T, seq: int) -> bool:
         entry = self._live.get(item)
@@ -127,13 +134,13 @@ class RankedQueue(Generic[T]):
     def _drop_stale(self) -> None:
         while not self._is_live(self._by_key[0][1], self._by_key[0][0].seq):
             heapq.heappop(self._by_key)
-        while not self._is_live(self._by_arrival[0][2], self._by_arrival[0][1]):
-            heapq.heappop(self._by_arrival)
+        while not self._is_live(self._by_deadline[0][2], self._by_deadline[0][1]):
+            heapq.heappop(self._by_deadline)
         if len(self._by_key) > 4 * len(self._live) + 64:
             self._compact()
 
     def _compact(self) -> None:
         self._by_key = [(entry, item) for item, entry in self._live.items()]
         heapq.heapify(self._by_key)
-        self._by_arrival = [(entry.arrival, entry.seq, item) for item, entry in self._live.items()]
-        heapq.heapify(self._by_arrival)
+        self._by_deadline = [(self._deadlines[item], entry.seq, item) for item, entry in self._live.items()]
+        heapq.heapify(self._by_deadline)

