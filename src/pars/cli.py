@@ -189,19 +189,25 @@ def serve_command(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(help="Model directory or name; further args go to vLLM")],
     policy: Annotated[str, typer.Option(help="fcfs | pars | oracle | pointwise | listmle | classify")] = "pars",
+    mode: Annotated[str, typer.Option(help="pars: front-end scores + the PARS scheduler class (aging, max wait); "
+                                           "priority: front-end scores as vLLM priorities, stock scheduler")] = "pars",
     predictor: PredictorOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     max_num_seqs: Annotated[Optional[int], typer.Option(help="vLLM's running batch limit")] = None,
 ) -> None:
-    """Start vLLM's OpenAI-compatible server with the policy's scheduler."""
+    """Start vLLM's OpenAI-compatible server; requests are scored in its front end, ordered in the engine."""
     from pars.integrations.vllm.serve import exec_server, serve_argv
+    from pars.predictor import CheckpointError
+    from pars.predictor.model import check_checkpoint
 
     try:
-        argv = serve_argv(model, policy, predictor, host, port, max_num_seqs, ctx.args)
-    except ValueError as err:
+        argv, env = serve_argv(model, policy, predictor, host, port, max_num_seqs, ctx.args, mode)
+        if "PARS_PREDICTOR" in env:
+            check_checkpoint(env["PARS_PREDICTOR"])
+    except (ValueError, CheckpointError) as err:
         fail(str(err))
-    exec_server(argv)
+    exec_server(argv, env)
 
 
 @bench_app.command("rank")
@@ -240,13 +246,64 @@ def bench_rank_command(
     print_table(table)
 
 
+@bench_app.command("overhead")
+def bench_overhead_command(
+    predictor: PredictorOption = None,
+    prompts: Annotated[int, typer.Option(help="Held-out test prompts to time (a seeded sample)")] = 256,
+    threads: Annotated[int, typer.Option(help="Torch, OpenMP and tokenizer threads (predictor and engines)")] = 1,
+    passes: Annotated[int, typer.Option(help="Timed passes per cell; the median is reported")] = 3,
+    out: Annotated[Path, typer.Option(help="JSON file: the table and the machine facts")] = Path("results/overhead/scoring.json"),
+    engine: Annotated[bool, typer.Option(help="Also time vLLM engine steps, FCFS vs PARS, idle and under load")] = False,
+    model: Annotated[Optional[Path], typer.Option(help="Engine model dir for --engine [default: a fresh tiny model]")] = None,
+) -> None:
+    """What scoring a prompt costs (ms at batch 1, 8, 32) and the test-split Kendall tau, per precision and batching."""
+    import os
+
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # before torch is imported: the engines read it too
+    if threads == 1:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"  # else the Rust tokenizer batches on every core
+    import torch
+
+    from pars.bench.overhead import engine_overhead, scoring_cost
+
+    torch.set_num_threads(threads)
+    loaded = load_predictor(predictor)
+    with console.status("timing") as status:
+        result = scoring_cost(loaded, prompts, passes, on_row=lambda name: status.update(f"timing {name}"))
+    before, after = (" / ".join(f"{x:.1f}" for x in result[f"load_average_{k}"]) for k in ("before", "after"))
+    table = Table(title=f"Scoring cost, ms per prompt (tokenisation included), {result['threads']} thread(s), "
+                        f"{result['prompts']} test prompts; tau on {result['test_prompts']} test prompts; "
+                        f"load average {before} -> {after}")
+    batchings = list(result["rows"][0]["ms_per_prompt"])
+    for column in ("option", *(f"batch {b}" if b.isdigit() else b for b in batchings), "Kendall tau", "tau change"):
+        table.add_column(column, justify="left" if column == "option" else "right")
+    for row in result["rows"]:
+        name = row["option"] + (" (default)" if row["option"] == result["default_option"] else "")
+        table.add_row(name, *(f"{row['ms_per_prompt'][b]:.1f}" for b in batchings), f"{row['kendall_tau']:.4f}",
+                      f"{row['tau_change']:+.4f}")
+    print_table(table)
+    if engine:
+        result["engine"] = engine_overhead(model, predictor or default_predictor_dir())
+        steps = Table(title=f"vLLM engine steps, OMP_NUM_THREADS={threads}")
+        columns = list(next(iter(result["engine"].values())))
+        for column in ("scenario", *columns):
+            steps.add_column(column, justify="left" if column == "scenario" else "right")
+        for scenario, values in result["engine"].items():
+            steps.add_row(scenario, *(f"{values[c]:.2f}" if isinstance(values[c], float) else str(values[c])
+                                      for c in columns))
+        print_table(steps)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    console.print(f"wrote {out}")
+
+
 def parse_floats(text: Optional[str]) -> tuple[float, ...]:
     return tuple(float(x) for x in text.split(",") if x.strip()) if text else ()
 
 
 @bench_app.command("serve")
 def bench_serve_command(
-    policies: Annotated[Optional[str], typer.Option(help="Comma-separated: fcfs, pars, oracle, pointwise, listmle, classify, pars-ahead (diagnostic) [default: fcfs,pars,oracle + baselines with checkpoints]")] = None,
+    policies: Annotated[Optional[str], typer.Option(help="Comma-separated: fcfs, pars, oracle, pointwise, listmle, classify, pars-priority (stock priority scheduling), pars-engine and pars-ahead (diagnostics) [default: fcfs,pars,oracle + baselines with checkpoints]")] = None,
     rates: Annotated[Optional[str], typer.Option(help="Absolute arrival rates, req/s (overrides --loads)")] = None,
     loads: Annotated[str, typer.Option(help="Rates as fractions of the FCFS burst capacity")] = "0.5,0.7,0.85,0.95,1.1",
     burst: Annotated[int, typer.Option(help="Requests in the burst run (0: none; then give --rates)")] = 80,
@@ -254,12 +311,15 @@ def bench_serve_command(
     requests: Annotated[int, typer.Option(help="Requests per rate run")] = 300,
     duration: Annotated[Optional[float], typer.Option(help="Seconds of arrivals per rate run (overrides --requests)")] = None,
     length_scale: Annotated[float, typer.Option(help="Multiply every response length (keeps their order)")] = 1.0,
-    target_model: Annotated[str, typer.Option(help="Whose true response lengths to replay")] = "gpt-3.5-turbo-1106",
+    target_model: Annotated[Optional[str], typer.Option(help="Whose true response lengths to replay [default: gpt-3.5-turbo-1106, or the one model in --data]")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Replay your own traffic: a JSONL file as `pars train --data` reads (prompt, response_tokens, optional model) instead of the bundled test split")] = None,
+    repeats: Annotated[int, typer.Option(help="Run everything this many times (fresh engines) and report the spread")] = 1,
     model: Annotated[Optional[Path], typer.Option(help="Served model dir [default: artifacts/tiny-model, built if missing]")] = None,
     max_num_seqs: Annotated[int, typer.Option(help="vLLM's running batch limit")] = 4,
     kv_cache_gib: Annotated[int, typer.Option(help="VLLM_CPU_KVCACHE_SPACE")] = 1,
     aging_rate: Annotated[Optional[float], typer.Option(help="Starvation bound: key units per second waited")] = None,
     max_wait_s: Annotated[Optional[float], typer.Option(help="Starvation bound: hard maximum wait, s")] = None,
+    fcfs_wait_factor: Annotated[Optional[float], typer.Option(help="Starvation bound: go first after waiting this many times the estimated FCFS wait")] = None,
     score_budget_ms: Annotated[Optional[float], typer.Option(help="Most an engine step waits for pending scores")] = None,
     predictor: PredictorOption = None,
     seed: Annotated[int, typer.Option(help="Seed of prompt choice and arrivals")] = 0,
@@ -271,7 +331,8 @@ def bench_serve_command(
     from datetime import datetime, timezone
 
     from pars.bench.serving import (BenchmarkError, EngineSettings, ensure_model, resolve_policies,
-                                    run_serving_benchmark)
+                                    run_serving_benchmark, split_of, workload_pool)
+    from pars.data import DataError
     from pars.bench.serving_report import SHORT_COLUMNS, settings_dict, table_cells, write_outputs
     from pars.bench.workload import QUICK_PLAN, ArrivalPlan
     from pars.paths import PROJECT_ROOT
@@ -283,16 +344,61 @@ def bench_serve_command(
         plan = replace(plan, **QUICK_PLAN) if quick else plan
         engine = EngineSettings(str(ensure_model(model or PROJECT_ROOT / "artifacts" / "tiny-model")), max_num_seqs,
                                 kv_cache_gib=kv_cache_gib, aging_rate=aging_rate, max_wait_s=max_wait_s,
-                                score_budget_ms=score_budget_ms)
-        result, split = run_serving_benchmark(engine, specs, plan, target_model)
-    except (BenchmarkError, ValueError) as err:
+                                fcfs_wait_factor=fcfs_wait_factor, score_budget_ms=score_budget_ms)
+        split = split_of(next((s.predictor for s in specs if s.name == "pars"), None))
+        pool, target, prompts = workload_pool(data, target_model, split)
+        result = run_serving_benchmark(engine, specs, plan, pool, repeats)
+    except (BenchmarkError, DataError, ValueError) as err:
         fail(str(err))
-    rows = write_outputs(out, settings_dict(engine, plan, target_model, split, result, started), result)
+    rows = write_outputs(out, settings_dict(engine, plan, target, prompts, result, started), result)
     table = Table(title=f"Serving latency, length scale {plan.length_scale} ({out / 'summary.md'})")
     for _, title, _ in SHORT_COLUMNS:
         table.add_column(title, justify="left" if title in ("policy", "workload") else "right")
-    for row in sorted(rows, key=lambda r: (r["arrival"] != "burst", r["rate"] or 0.0)):
+    for row in sorted(rows, key=lambda r: (r["repeat"], r["arrival"] != "burst", r["rate"] or 0.0)):
         table.add_row(*table_cells(row, SHORT_COLUMNS))
+    print_table(table)
+
+
+@bench_app.command("http")
+def bench_http_command(
+    predictor: PredictorOption = None,
+    model: Annotated[Optional[Path], typer.Option(help="Served model dir [default: artifacts/tiny-model, built if missing]")] = None,
+    requests: Annotated[int, typer.Option(help="Streamed chat requests per burst")] = 80,
+    length_scale: Annotated[float, typer.Option(help="max_tokens = true length x this (ignore_eos)")] = 1.0,
+    setups: Annotated[str, typer.Option(help="Comma-separated, run in this order: fcfs, pars, priority")] = "fcfs,pars,priority",
+    target_model: Annotated[str, typer.Option(help="Whose true response lengths to replay")] = "gpt-3.5-turbo-1106",
+    max_num_seqs: Annotated[int, typer.Option(help="vLLM's running batch limit")] = 4,
+    stream_interval: Annotated[int, typer.Option(help="vLLM --stream-interval: tokens per streamed event after the first")] = 8,
+    port: Annotated[int, typer.Option(help="Port of each server (one at a time, on 127.0.0.1)")] = 8000,
+    seed: Annotated[int, typer.Option(help="Seed of the prompt choice")] = 0,
+    out: Annotated[Path, typer.Option(help="Where summary.md/json, requests.jsonl and server logs go")] = Path("results/http"),
+) -> None:
+    """Streamed chat bursts over HTTP to `pars serve`, per setup, with and without a shared system prompt."""
+    from datetime import datetime, timezone
+
+    from pars.bench.http import ServerSettings, run_http_benchmark
+    from pars.bench.http_report import COLUMNS, cells, settings_dict, write_outputs
+    from pars.bench.serving import BenchmarkError, ensure_model
+    from pars.paths import PROJECT_ROOT
+    from pars.predictor import CheckpointError
+    from pars.predictor.model import check_checkpoint
+
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    directory = predictor or default_predictor_dir()
+    try:
+        check_checkpoint(directory)
+        settings = ServerSettings(str(ensure_model(model or PROJECT_ROOT / "artifacts" / "tiny-model")), str(directory),
+                                  port=port, max_num_seqs=max_num_seqs, stream_interval=stream_interval)
+        names = [s.strip() for s in setups.split(",") if s.strip()]
+        result = run_http_benchmark(settings, names, requests, length_scale, target_model, out, seed)
+    except (BenchmarkError, CheckpointError, ValueError) as err:
+        fail(str(err))
+    rows = write_outputs(out, settings_dict(settings, result, target_model, length_scale, seed, started), result)
+    table = Table(title=f"HTTP burst of {requests}, length scale {length_scale} ({out / 'summary.md'})")
+    for _, title, _ in COLUMNS:
+        table.add_column(title, justify="left" if title in ("setup", "system prompt") else "right")
+    for row in rows:
+        table.add_row(*cells(row))
     print_table(table)
 
 

@@ -5,7 +5,9 @@ handle one streamed event per token, fell seconds behind the engine and delivere
 so client-side timings measured CPU starvation of the front end, not the queue order the policies change.
 Here the front end only submits requests and collects the final output (no detokenisation, FINAL_ONLY),
 and per-request times come from vLLM's own stats: first and last token as stamped by the engine core,
-queueing as engine scheduled - queued. PARS scoring runs inside the engine core, so it is on the clock.
+queueing as engine scheduled - queued. Predicted policies are scored the way `pars serve` scores them:
+this process is the engine's front end, and each request goes through the same `FrontEndScorer` and
+`annotate` as the server's middleware after its send time, so scoring is on the clock.
 Each policy gets a fresh engine with the same settings; FCFS runs first, and its burst throughput (the
 engine's capacity) sets the Poisson and trace rates that every policy then replays identically.
 """
@@ -29,8 +31,12 @@ from pars.bench.traces import load_trace
 from pars.bench.workload import (ArrivalPlan, PoolPrompt, Workload, WorkloadRequest, length_hints, prompt_pool,
                                  scale_length)
 from pars.data import PromptSplit, load_records
+from pars.integrations.vllm.middleware import annotate
 from pars.integrations.vllm.policies import get_policy, scheduler_config
-from pars.integrations.vllm.scheduler import TRUE_LENGTH_KEY
+from pars.integrations.vllm.request_fields import TRUE_LENGTH_KEY
+from pars.scheduling import NeutralSize, SchedulerSettings
+from pars.scoring import FrontEndScorer, predictor_score_fn
+from pars.scoring.text import COMPLETIONS
 from pars.integrations.vllm.tiny_model import make_tiny_model
 from pars.paths import bundled_data_dir
 
@@ -56,19 +62,24 @@ class EngineSettings:
     kv_cache_gib: int = 1
     aging_rate: float | None = None
     max_wait_s: float | None = None
+    fcfs_wait_factor: float | None = None  # starvation bound relative to the estimated FCFS wait
     score_budget_ms: float | None = None  # most an engine step waits for pending scores
     # OMP_NUM_THREADS of the engine processes, the same for every policy: unpinned, OpenMP threads on 2
     # oversubscribed cores made step times swing by 50x between engines (see docs/vllm.md).
     omp_threads: int = 1
 
-    def engine_args(self, policy: str, predictor_dir: Path | None) -> Any:  # noqa: ANN401 - AsyncEngineArgs
-        """Eager mode skips a long compile at start; prefix caching off so runs do not depend on order."""
+    def engine_args(self, policy: str, predictor_dir: Path | None, scoring: str = "front") -> Any:  # noqa: ANN401
+        """AsyncEngineArgs. Eager mode skips a long compile at start; prefix caching off so runs do not depend
+        on order. `scoring` "priority" runs stock vLLM priority scheduling instead of the policy's class."""
         from vllm.engine.arg_utils import AsyncEngineArgs
 
         chosen = get_policy(policy)
         extra: dict[str, Any] = {}
-        if chosen.scheduler_cls is not None:
-            given = (("aging_rate", self.aging_rate), ("max_wait_s", self.max_wait_s), ("budget_ms", self.score_budget_ms))
+        if scoring == "priority":
+            extra = {"scheduling_policy": "priority"}
+        elif chosen.scheduler_cls is not None:
+            given = (("aging_rate", self.aging_rate), ("max_wait_s", self.max_wait_s),
+                     ("fcfs_wait_factor", self.fcfs_wait_factor), ("budget_ms", self.score_budget_ms))
             bound = {k: v for k, v in given if v is not None}
             extra = {"scheduler_cls": chosen.scheduler_cls,
                      "additional_config": scheduler_config(chosen, predictor_dir, **bound)}
@@ -84,6 +95,7 @@ class RunResult:
     load: float | None  # rate as a fraction of the FCFS burst capacity, when known
     timings: tuple[RequestTiming, ...]
     summary: LatencySummary
+    repeat: int = 0
 
 
 @dataclass
@@ -96,29 +108,50 @@ class PolicyRecord:
     start_s: float = float("nan")
     loadavg_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     loadavg_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    repeat: int = 0
 
 
 @dataclass
 class BenchmarkResult:
     runs: list[RunResult] = field(default_factory=list)
     policies: list[PolicyRecord] = field(default_factory=list)
-    capacity_rps: float | None = None
+    capacity_rps: float | None = None  # of the run in progress
+    capacities_rps: list[float | None] = field(default_factory=list)  # one per repeat
 
 
-def sampling_params(output_tokens: int, length_hint: int | None = None) -> Any:  # noqa: ANN401 - SamplingParams
+def sampling_params(output_tokens: int, length_hint: int | None = None,
+                    front_end_args: Mapping[str, Any] | None = None) -> Any:  # noqa: ANN401 - SamplingParams
     """Exactly `output_tokens` tokens; every policy gets the same parameters, only the oracle scheduler
-    reads the length in extra_args: the true one, or `length_hint` for the pars-ahead diagnostic."""
+    reads the length in extra_args: the true one, or `length_hint` for the pars-ahead diagnostic.
+    `front_end_args` are the extra args the front-end scorer adds (the score, or why there is none)."""
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
     return SamplingParams(max_tokens=output_tokens, ignore_eos=True, temperature=0.0, detokenize=False,
                           output_kind=RequestOutputKind.FINAL_ONLY,
-                          extra_args={TRUE_LENGTH_KEY: output_tokens if length_hint is None else length_hint})
+                          extra_args={TRUE_LENGTH_KEY: output_tokens if length_hint is None else length_hint,
+                                      **(front_end_args or {})})
+
+
+@dataclass
+class FrontEnd:
+    """What `pars serve`'s middleware does to a request, done in this (the engine's front-end) process:
+    the same FrontEndScorer and the same `annotate`, so the benchmark measures what users run."""
+
+    scorer: FrontEndScorer
+    mode: str  # "pars" (extra args for the PARS scheduler) or "priority" (vLLM's integer priority)
+    neutral: NeutralSize = field(default_factory=NeutralSize)
+
+    async def fields(self, prompt: str) -> dict[str, Any]:
+        result = await self.scorer.score(COMPLETIONS, {"prompt": prompt})
+        return annotate({}, result, self.mode, self.neutral)
 
 
 async def _replay(engine: Any, tag: str, requests: Sequence[WorkloadRequest],
-                  length_hints: Mapping[str, int] | None = None) -> list[RequestTiming]:
-    """Submit every request at its arrival time; any unfinished or short request fails the run loudly.
+                  length_hints: Mapping[str, int] | None = None, front_end: FrontEnd | None = None
+                  ) -> list[RequestTiming]:
+    """Submit every request at its arrival time (through `front_end` when given, after the send time);
+    any unfinished or short request fails the run loudly.
 
     Times are seconds since the replay began, on the monotonic clock the engine core stamps tokens with.
     """
@@ -129,8 +162,10 @@ async def _replay(engine: Any, tag: str, requests: Sequence[WorkloadRequest],
         sent = time.monotonic() - start
         final = None
         hint = length_hints[request.prompt] if length_hints else None
-        async for output in engine.generate(request.prompt, sampling_params(request.output_tokens, hint),
-                                            request_id=f"{tag}-{request.index}"):
+        fields = await front_end.fields(request.prompt) if front_end else {}
+        params = sampling_params(request.output_tokens, hint, fields.get("vllm_xargs"))
+        async for output in engine.generate(request.prompt, params, request_id=f"{tag}-{request.index}",
+                                            priority=fields.get("priority", 0)):
             final = output
         tokens = len(final.outputs[0].token_ids) if final is not None and final.finished else -1
         if tokens != request.output_tokens:
@@ -146,27 +181,31 @@ async def _replay(engine: Any, tag: str, requests: Sequence[WorkloadRequest],
     return timings
 
 
-async def _warm_up(engine: Any, concurrency: int) -> float:
+async def _warm_up(engine: Any, concurrency: int, front_end: FrontEnd | None) -> float:
     """Outside any measurement: one concurrent batch (warms the batch shapes), then a few requests one at
     a time; returns the median TTFT of those (the unloaded TTFT)."""
     def request(i: int) -> WorkloadRequest:
         return WorkloadRequest(i, f"warm-up request {i}: say something.", 0.0, WARMUP_TOKENS, WARMUP_TOKENS)
 
-    await _replay(engine, "warm-up-batch", [request(i) for i in range(concurrency)])
-    ttfts = [(await _replay(engine, f"warm-up-{i}", [request(i)]))[0].ttft_s for i in range(WARMUP_REQUESTS)]
+    await _replay(engine, "warm-up-batch", [request(i) for i in range(concurrency)], front_end=front_end)
+    ttfts = [(await _replay(engine, f"warm-up-{i}", [request(i)], front_end=front_end))[0].ttft_s
+             for i in range(WARMUP_REQUESTS)]
     return statistics.median(ttfts)
 
 
 @dataclass(frozen=True)
 class PolicySpec:
-    """`engine_policy`: the scheduler the engine runs (default: `name`). `length_hints` (prompt -> tokens)
-    replace the true length the oracle scheduler reads: pars-ahead, the predictor's order scored before the
-    clock starts, a diagnostic that separates ordering quality from in-engine scoring cost."""
+    """`engine_policy`: the scheduler the engine runs (default: `name`). `scoring` for predicted policies:
+    "front" (the front-end scorer, as `pars serve` runs), "engine" (scored inside the engine core: the
+    pars-engine diagnostic) or "priority" (front-end scores as vLLM priorities, stock scheduler).
+    `length_hints` (prompt -> tokens) replace the true length the oracle scheduler reads: pars-ahead, the
+    predictor's order scored before the clock starts, a diagnostic of ordering quality alone."""
 
     name: str
     predictor: Path | None  # None: the policy needs no checkpoint
     engine_policy: str | None = None
     length_hints: Mapping[str, int] | None = None
+    scoring: str = "front"
 
 
 WorkloadsFor = Callable[[float | None], list[tuple[Workload, float | None]]]
@@ -178,21 +217,25 @@ async def _run_policy(settings: EngineSettings, spec: PolicySpec, burst: Workloa
 
     record = PolicyRecord(spec.name, str(spec.predictor) if spec.predictor else None, loadavg_before=os.getloadavg())
     started = time.monotonic()
-    engine = AsyncLLM.from_engine_args(settings.engine_args(spec.engine_policy or spec.name, spec.predictor))
+    engine = AsyncLLM.from_engine_args(settings.engine_args(spec.engine_policy or spec.name, spec.predictor,
+                                                            spec.scoring))
+    front_end = front_end_for(spec)
     try:
         record.start_s = time.monotonic() - started
-        record.unloaded_ttft_s = await _warm_up(engine, 2 * settings.max_num_seqs)
+        record.unloaded_ttft_s = await _warm_up(engine, 2 * settings.max_num_seqs, front_end)
         log.info("%s: engine up in %.0f s, unloaded TTFT %.3f s", spec.name, record.start_s, record.unloaded_ttft_s)
         calibrating = spec.name == "fcfs"
         if burst is not None:
-            run = await _measure(engine, spec, burst, None)
+            run = await _measure(engine, spec, burst, None, front_end)
             result.runs.append(run)
             if calibrating:
                 result.capacity_rps = run.summary.throughput_rps
         for workload, load in rate_workloads(result.capacity_rps):
-            result.runs.append(await _measure(engine, spec, workload, load))
+            result.runs.append(await _measure(engine, spec, workload, load, front_end))
     finally:
         engine.shutdown()
+        if front_end is not None:
+            front_end.scorer.close()
     record.loadavg_after = os.getloadavg()
     return record
 
@@ -234,11 +277,22 @@ def engine_environment(settings: EngineSettings) -> Iterator[None]:
                 os.environ[name] = value
 
 
-async def _measure(engine: Any, spec: PolicySpec, workload: Workload, load: float | None) -> RunResult:
+def front_end_for(spec: PolicySpec) -> FrontEnd | None:
+    """The front-end scorer of a predicted policy (settings from PARS_* variables, as the middleware reads)."""
+    if spec.predictor is None or spec.scoring == "engine" or spec.length_hints is not None:
+        return None
+    settings = SchedulerSettings.from_sources(None, os.environ)
+    scorer = FrontEndScorer(predictor_score_fn(spec.predictor, batch_size=settings.max_batch),
+                            timeout_s=settings.frontend_timeout_s, max_batch=settings.max_batch)
+    return FrontEnd(scorer, "priority" if spec.scoring == "priority" else "pars")
+
+
+async def _measure(engine: Any, spec: PolicySpec, workload: Workload, load: float | None,
+                   front_end: FrontEnd | None = None) -> RunResult:
     policy = spec.name
     hints = ({prompt: scale_length(n, workload.length_scale) for prompt, n in spec.length_hints.items()}
              if spec.length_hints else None)
-    timings = tuple(await _replay(engine, f"{policy}-{workload.label}", workload.requests, hints))
+    timings = tuple(await _replay(engine, f"{policy}-{workload.label}", workload.requests, hints, front_end))
     summary = summarise(timings)
     log.info("%s, %s: mean e2e %.2f s, p90 %.2f s, %.2f req/s", policy, workload.label, summary.e2e.mean,
              summary.e2e.p90, summary.throughput_rps)
@@ -254,25 +308,55 @@ def split_of(predictor_dir: Path | None) -> PromptSplit:
     return PromptSplit(**json.loads(config.read_text()).get("training", {}).get("split", {}))
 
 
+DEFAULT_TARGET_MODEL = "gpt-3.5-turbo-1106"
+
+
+def workload_pool(data: Path | None, target_model: str | None, split: PromptSplit,
+                  max_prompt_chars: int = 4000) -> tuple[list[PoolPrompt], str, str]:
+    """(prompts with true lengths, whose lengths they are, where they come from).
+
+    Bundled data: the test split of `target_model` (default gpt-3.5-turbo-1106). A user's JSONL file
+    (`pars train --data` format): every row of `target_model`, which may be omitted when the file holds
+    one model's lengths; those prompts are the user's own traffic, so no split applies.
+    """
+    if data is None:
+        target = target_model or DEFAULT_TARGET_MODEL
+        records = load_records(bundled_data_dir(), models=[target])
+        return prompt_pool(records, target, split, max_prompt_chars), target, f"test split {split.to_dict()} of the bundled data"
+    records = load_records(data)
+    models = sorted({r.model for r in records})
+    if target_model is None and len(models) > 1:
+        raise ValueError(f"{data} has lengths of {len(models)} models ({', '.join(models[:5])}...): "
+                         "pick one with --target-model")
+    target = target_model or models[0]
+    return prompt_pool(records, target, None, max_prompt_chars), target, f"every row of {target} in {data}"
+
+
 def run_serving_benchmark(settings: EngineSettings, policies: Sequence[PolicySpec], plan: ArrivalPlan,
-                          target_model: str, max_prompt_chars: int = 4000
-                          ) -> tuple[BenchmarkResult, PromptSplit]:
-    """Load the test prompts of `target_model` under the PARS predictor's split, then run every policy."""
-    pars_predictor = next((p.predictor for p in policies if p.name == "pars"), None)
-    split = split_of(pars_predictor)
-    records = load_records(bundled_data_dir(), models=[target_model])
-    pool = prompt_pool(records, target_model, split, max_prompt_chars)
+                          pool: Sequence[PoolPrompt], repeats: int = 1) -> BenchmarkResult:
+    """Run every policy on workloads built from `pool`, `repeats` times (fresh engines and a fresh FCFS
+    capacity each time), so the spread of each ratio can be reported."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
     trace_times = load_trace(plan.trace) if plan.trace else None
-    log.info("%d test prompts of %s; length scale %g", len(pool), target_model, plan.length_scale)
+    log.info("%d prompts; length scale %g; %d repeat(s)", len(pool), plan.length_scale, repeats)
     policies = [replace(p, length_hints=scored_ahead_hints(p.predictor, pool)) if p.name == SCORED_AHEAD else p
                 for p in policies]
-    result = run_benchmark(settings, policies, plan.burst_workload(pool),
-                           lambda capacity: plan.rate_workloads(pool, capacity, trace_times))
-    return result, split
+    combined = BenchmarkResult()
+    for repeat in range(repeats):
+        result = run_benchmark(settings, policies, plan.burst_workload(pool),
+                               lambda capacity: plan.rate_workloads(pool, capacity, trace_times))
+        combined.runs += [replace(run, repeat=repeat) for run in result.runs]
+        combined.policies += [replace(record, repeat=repeat) for record in result.policies]
+        combined.capacities_rps.append(result.capacity_rps)
+    return combined
 
 
 BASELINES = ("pointwise", "listmle", "classify")
 SCORED_AHEAD = "pars-ahead"
+# Diagnostic and alternative ways to run the PARS predictor: scored inside the engine core (as before the
+# front end existed), and front-end scores as stock vLLM priorities (`pars serve --mode priority`).
+SCORING_VARIANTS = {"pars-engine": "engine", "pars-priority": "priority"}
 
 
 def scored_ahead_hints(predictor_dir: Path, pool: Sequence[PoolPrompt]) -> dict[str, int]:
@@ -290,14 +374,15 @@ def resolve_policies(names: Sequence[str] | None, predictor: Path | None) -> lis
     ordered = ["fcfs"] + [n for n in dict.fromkeys(names) if n != "fcfs"]
     specs = []
     for name in ordered:
-        policy = get_policy("pars" if name == SCORED_AHEAD else name)
+        policy = get_policy("pars" if name == SCORED_AHEAD or name in SCORING_VARIANTS else name)
         directory = None
         if policy.uses_predictor:
             directory = predictor if policy.name == "pars" and predictor else policy.default_predictor_dir()
             if not (directory / "config.json").exists():
                 raise ValueError(f"policy {name} needs a predictor checkpoint at {directory}; train one with "
                                  f"`pars train --out {directory}` or pass --predictor")
-        specs.append(PolicySpec(name, directory, "oracle" if name == SCORED_AHEAD else None))
+        specs.append(PolicySpec(name, directory, "oracle" if name == SCORED_AHEAD else policy.name,
+                                scoring=SCORING_VARIANTS.get(name, "front")))
     return specs
 
 

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import platform
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict
 from importlib import metadata
@@ -18,14 +19,16 @@ from pathlib import Path
 from pars.bench.latency import captured_reduction, ratio
 from pars.bench.serving import BenchmarkResult, EngineSettings, RunResult
 from pars.bench.workload import ArrivalPlan
-from pars.data import PromptSplit
 
+FRONT_END = ("predicted policies are scored in this (the front-end) process by the same FrontEndScorer and "
+             "annotate as `pars serve`'s middleware, after each request's send time; pars-engine scores inside "
+             "the engine core; pars-priority sends the scores as vLLM priorities to a stock priority scheduler")
 TRANSPORT = ("in-process vLLM AsyncLLM (engine core in its own process), FINAL_ONLY outputs, no detokenisation; "
              "token times stamped by the engine core")
 
 
 def _key(run: RunResult) -> tuple:
-    return (run.workload.arrival, run.workload.rate, len(run.workload.requests))
+    return (run.repeat, run.workload.arrival, run.workload.rate, len(run.workload.requests))
 
 
 def run_rows(result: BenchmarkResult) -> list[dict]:
@@ -37,7 +40,7 @@ def run_rows(result: BenchmarkResult) -> list[dict]:
         fcfs = by_key.get((_key(run), "fcfs"))
         oracle = by_key.get((_key(run), "oracle"))
         row = {
-            "policy": run.policy, "arrival": run.workload.arrival, "trace": run.workload.trace,
+            "policy": run.policy, "repeat": run.repeat, "arrival": run.workload.arrival, "trace": run.workload.trace,
             "rate": run.workload.rate, "load": run.load, "n": s.n,
             "mean_e2e_s": s.e2e.mean, "p50_e2e_s": s.e2e.p50, "p90_e2e_s": s.e2e.p90, "p99_e2e_s": s.e2e.p99,
             "mean_ttft_s": s.ttft.mean, "p50_ttft_s": s.ttft.p50, "p90_ttft_s": s.ttft.p90, "p99_ttft_s": s.ttft.p99,
@@ -71,12 +74,13 @@ def machine() -> dict:
             * os.sysconf("SC_PHYS_PAGES") / 2**30, 1), "versions": versions}
 
 
-def settings_dict(engine: EngineSettings, plan: ArrivalPlan, target_model: str, split: PromptSplit,
+def settings_dict(engine: EngineSettings, plan: ArrivalPlan, target_model: str, prompts: str,
                   result: BenchmarkResult, started_utc: str) -> dict:
     return {
         "started_utc": started_utc, "transport": TRANSPORT, "target_model": target_model,
-        "prompts": f"test split {split.to_dict()} of the bundled data", "engine": asdict(engine),
-        "plan": asdict(plan), "capacity_rps": result.capacity_rps, "machine": machine(),
+        "prompts": prompts, "engine": asdict(engine), "front_end": FRONT_END,
+        "plan": asdict(plan), "capacity_rps": result.capacities_rps, "repeats": len(result.capacities_rps),
+        "machine": machine(),
         "policies": [asdict(p) for p in result.policies],
     }
 
@@ -85,12 +89,13 @@ def write_outputs(out: Path, settings: dict, result: BenchmarkResult) -> list[di
     """Write summary.json, summary.md, requests.jsonl and the plots; return the rows."""
     out.mkdir(parents=True, exist_ok=True)
     rows = run_rows(result)
-    (out / "summary.json").write_text(json.dumps({"settings": settings, "runs": [_nan_to_none(r) for r in rows]},
+    (out / "summary.json").write_text(json.dumps({"settings": settings, "runs": [_nan_to_none(r) for r in rows],
+                                                  "spread": [_nan_to_none(r) for r in spread_rows(rows)]},
                                                  indent=2, allow_nan=False) + "\n")
     with (out / "requests.jsonl").open("w") as handle:
         for run in result.runs:
             for t, request in zip(sorted(run.timings, key=lambda t: t.index), run.workload.requests):
-                handle.write(json.dumps({"policy": run.policy, "arrival": run.workload.arrival,
+                handle.write(json.dumps({"policy": run.policy, "repeat": run.repeat, "arrival": run.workload.arrival,
                                          "rate": run.workload.rate, "index": t.index, "arrival_s": t.arrival_s,
                                          "first_token_s": t.first_token_s, "finish_s": t.finish_s,
                                          "queueing_s": t.queueing_s, "output_tokens": t.output_tokens,
@@ -99,6 +104,36 @@ def write_outputs(out: Path, settings: dict, result: BenchmarkResult) -> list[di
     plot_latency_vs_rate(rows, out / "latency_vs_rate.png")
     plot_cdf(result, out / "latency_cdf.png")
     return rows
+
+
+SPREAD_METRICS = ("mean_e2e_vs_fcfs", "p99_e2e_vs_fcfs", "captured_of_oracle", "throughput_vs_fcfs")
+
+
+def spread_rows(rows: Sequence[dict]) -> list[dict]:
+    """Per (policy, workload): each ratio's median, min and max over the repeats (the rates of a load may
+    differ between repeats, since each repeat measures FCFS's capacity afresh)."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["policy"], row["arrival"], row["trace"], row["load"] if row["arrival"] != "burst"
+                           else None, row["n"]), []).append(row)
+    spread = []
+    for (policy, arrival, trace, load, n), members in groups.items():
+        entry: dict = {"policy": policy, "arrival": arrival, "trace": trace, "load": load, "n": n,
+                       "repeats": len(members)}
+        for metric in SPREAD_METRICS:
+            values = sorted(v for r in members if (v := r.get(metric)) is not None and not math.isnan(v))
+            entry[metric] = ({"median": statistics.median(values), "min": values[0], "max": values[-1]}
+                             if values else None)
+        spread.append(entry)
+    return spread
+
+
+def _spread_cell(value: dict | None) -> str:
+    if value is None:
+        return "-"
+    if value["min"] == value["max"]:
+        return _fmt(value["median"])
+    return f"{_fmt(value['median'])} ({_fmt(value['min'])}-{_fmt(value['max'])})"
 
 
 def _nan_to_none(row: dict) -> dict:
@@ -112,7 +147,7 @@ def _fmt(value: object, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) else str(value)
 
 
-TABLE_COLUMNS = (("policy", "policy", 0), ("workload", "workload", 0), ("load", "load", 2), ("n", "n", 0),
+TABLE_COLUMNS = (("policy", "policy", 0), ("repeat", "repeat", 0), ("workload", "workload", 0), ("load", "load", 2), ("n", "n", 0),
                  ("mean_e2e_s", "mean e2e s", 2), ("p90_e2e_s", "P90 e2e s", 2), ("p99_e2e_s", "P99 e2e s", 2),
                  ("mean_ttft_s", "mean TTFT s", 2), ("mean_queueing_s", "mean queue s", 2),
                  ("throughput_tok_s", "tok/s", 0), ("mean_e2e_vs_fcfs", "mean/FCFS", 2),
@@ -122,7 +157,7 @@ TABLE_COLUMNS = (("policy", "policy", 0), ("workload", "workload", 0), ("load", 
 
 # What the CLI prints (fits a terminal); summary.md has every column.
 SHORT_COLUMNS = tuple(c for c in TABLE_COLUMNS if c[0] in (
-    "policy", "workload", "n", "mean_e2e_s", "p90_e2e_s", "p99_e2e_s", "mean_ttft_s", "mean_e2e_vs_fcfs",
+    "policy", "repeat", "workload", "n", "mean_e2e_s", "p90_e2e_s", "p99_e2e_s", "mean_ttft_s", "mean_e2e_vs_fcfs",
     "p99_e2e_vs_fcfs", "captured_of_oracle"))
 
 
@@ -138,7 +173,7 @@ def table_cells(row: dict, columns: Sequence[tuple[str, str, int]] = TABLE_COLUM
     for key, _, digits in columns:
         if key == "workload":
             cells.append(workload_label(row))
-        elif key in ("policy", "n"):
+        elif key in ("policy", "n", "repeat"):
             cells.append(str(row[key]))
         else:
             cells.append(_fmt(row.get(key), digits))
@@ -158,23 +193,32 @@ def markdown(settings: dict, rows: Sequence[dict]) -> str:
         f"{engine['max_model_len']}, KV cache {engine['kv_cache_gib']} GiB (VLLM_CPU_KVCACHE_SPACE), "
         f"OMP_NUM_THREADS {engine['omp_threads']}, eager, "
         f"prefix caching off; ranked policies: aging_rate {_or_default(engine['aging_rate'])}, max_wait_s "
-        f"{_or_default(engine['max_wait_s'])}, score budget_ms {_or_default(engine['score_budget_ms'])}",
+        f"{_or_default(engine['max_wait_s'])}, fcfs_wait_factor {_or_default(engine.get('fcfs_wait_factor'))}, score budget_ms {_or_default(engine['score_budget_ms'])}",
         f"- prompts: {settings['prompts']}; lengths of `{settings['target_model']}` as max_tokens with "
         f"ignore_eos; **length scale {plan['length_scale']}**",
         f"- arrivals: burst {plan['burst']}, {'trace ' + plan['trace'] if plan['trace'] else 'Poisson'}; "
-        f"FCFS burst capacity {_fmt(settings['capacity_rps'])} req/s; seed {plan['seed']}",
+        f"FCFS burst capacity {', '.join(_fmt(c) for c in settings['capacity_rps'])} req/s (one per repeat); "
+        f"seed {plan['seed']}",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['versions']}",
     ]
     for p in settings["policies"]:
-        lines.append(f"- {p['policy']}: predictor {p['predictor'] or '-'}, engine start {_fmt(p['start_s'], 0)} s, "
+        lines.append(f"- repeat {p['repeat']}, {p['policy']}: predictor {p['predictor'] or '-'}, engine start {_fmt(p['start_s'], 0)} s, "
                      f"unloaded TTFT {_fmt(p['unloaded_ttft_s'], 3)} s, load average "
                      f"{_fmt(p['loadavg_before'][0])} before / {_fmt(p['loadavg_after'][0])} after")
     lines += ["", "| " + " | ".join(title for _, title, _ in TABLE_COLUMNS) + " |",
               "|" + "---|" * len(TABLE_COLUMNS)]
-    order = sorted(rows, key=lambda r: (r["arrival"] != "burst", r["rate"] or 0.0))
+    order = sorted(rows, key=lambda r: (r["repeat"], r["arrival"] != "burst", r["rate"] or 0.0))
     lines += ["| " + " | ".join(table_cells(row)) + " |" for row in order]
     lines += ["", "ratios: same workload, same run; captured = (FCFS - policy) / (FCFS - oracle) of mean e2e; "
               "queue = engine scheduled - queued time.", ""]
+    if settings.get("repeats", 1) > 1:
+        lines += [f"## Spread over {settings['repeats']} repeats: median (min-max)", "",
+                  "| policy | workload | n | mean/FCFS | P99/FCFS | captured | tok/s / FCFS |", "|---|---|---|---|---|---|---|"]
+        for row in sorted(spread_rows(rows), key=lambda r: (r["arrival"] != "burst", r["load"] or 0.0, r["policy"])):
+            workload = "burst" if row["arrival"] == "burst" else f"{row['trace'] or 'poisson'} load {_fmt(row['load'])}"
+            lines.append(f"| {row['policy']} | {workload} | {row['n']} | "
+                         + " | ".join(_spread_cell(row[m]) for m in SPREAD_METRICS) + " |")
+        lines.append("")
     return "\n".join(lines)
 
 

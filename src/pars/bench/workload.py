@@ -59,17 +59,19 @@ class Workload:
         return f"{name} {self.rate:.3g} req/s"
 
 
-def prompt_pool(records: Sequence[LengthRecord], target_model: str, split: PromptSplit,
-              max_prompt_chars: int | None = None) -> list[PoolPrompt]:
-    """The target model's test-split prompts, ordered by prompt id so the pool does not depend on file order.
+def prompt_pool(records: Sequence[LengthRecord], target_model: str, split: PromptSplit | None,
+                max_prompt_chars: int | None = None) -> list[PoolPrompt]:
+    """The target model's test-split prompts (every prompt when `split` is None), ordered by prompt id so
+    the pool does not depend on file order.
 
     `max_prompt_chars` truncates long prompts (the engine's context is limited; the predictor reads only
     the first 128 tokens anyway).
     """
-    rows = sorted((r for r in records if r.model == target_model and split.part_of(r.prompt) == "test"),
+    rows = sorted((r for r in records if r.model == target_model
+                   and (split is None or split.part_of(r.prompt) == "test")),
                   key=lambda r: (r.source, r.prompt_id, r.prompt))
     if not rows:
-        raise ValueError(f"no test-split prompts for target model {target_model!r}")
+        raise ValueError(f"no {'test-split ' if split else ''}prompts for target model {target_model!r}")
     return [PoolPrompt(r.prompt[:max_prompt_chars] if max_prompt_chars else r.prompt, r.response_tokens)
             for r in rows]
 
