@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ import httpx
 import numpy as np
 import pytest
 
-from pars.bench.http import (SETUPS, SYSTEM_PROMPT, ServerSettings, StreamedResponse, chat_body, http_client,
+from pars.bench.http import (SETUPS, free_port, SYSTEM_PROMPT, ServerSettings, StreamedResponse, chat_body, http_client,
                              metric_value, running_server, send_burst, stream_chat)
 from pars.metrics import spearman
 
@@ -46,12 +45,6 @@ USER_PROMPTS = (
     "Define entropy in one sentence.",
     "Describe the water cycle for a ten-year-old.",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
+from pars.bench.http import free_port, wait_until_healthy
 from pars.integrations.vllm import POLICIES, serve_argv
 from pars.integrations.vllm.serve import MIDDLEWARE
 
@@ -51,25 +50,6 @@ def test_bad_policy_or_mode_is_rejected(policy, mode, message):
         serve_argv("model-dir", policy, mode=mode)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_healthy(client: httpx.Client, server: subprocess.Popen, timeout_s: float = 240.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert server.poll() is None, "the server exited during start-up"
-        try:
-            if client.get("/health").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(1.0)
-    raise TimeoutError("server did not become healthy")
-
-
 def test_pars_serve_answers_completions_and_chat_on_localhost(tiny_model, predictor_dir, tmp_path):
     port = free_port()
     log_path = tmp_path / "server.log"
@@ -82,7 +62,7 @@ def test_pars_serve_answers_completions_and_chat_on_localhost(tiny_model, predic
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60.0) as client:
-            wait_until_healthy(client, server)
+            wait_until_healthy(f"http://127.0.0.1:{port}", server, 240.0, log_path)
             completion = client.post("/v1/completions", json={
                 "model": str(tiny_model), "prompt": "Tell me about rivers", "max_tokens": 7,
                 "ignore_eos": True, "vllm_xargs": {"pars_true_length": 7}}).json()

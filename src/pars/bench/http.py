@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -112,7 +113,7 @@ def running_server(settings: ServerSettings, setup: ServerSetup, log_path: Path,
         server = subprocess.Popen(settings.command(setup), stdout=handle, stderr=subprocess.STDOUT,
                                   env=settings.environment(extra_env))
     try:
-        _wait_until_healthy(settings.base_url, server, settings.start_timeout_s, log_path)
+        wait_until_healthy(settings.base_url, server, settings.start_timeout_s, log_path)
         yield settings.base_url
     finally:
         server.terminate()
@@ -123,7 +124,15 @@ def running_server(settings: ServerSettings, setup: ServerSetup, log_path: Path,
             server.wait(timeout=30)
 
 
-def _wait_until_healthy(base_url: str, server: subprocess.Popen, timeout_s: float, log_path: Path) -> None:
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for tests that start servers side by side with others)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_healthy(base_url: str, server: subprocess.Popen, timeout_s: float, log_path: Path) -> None:
+    """Until the server answers /health; BenchmarkError if it exits or stays silent for `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     with httpx.Client(base_url=base_url, timeout=10.0) as client:
         while time.monotonic() < deadline:
