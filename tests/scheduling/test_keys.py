@@ -16,12 +16,19 @@ def test_static_key_orders_like_the_aged_key_at_any_time():
         assert aged == static
 
 
-def test_deadline_is_the_tighter_of_the_fixed_and_the_fcfs_relative_bound():
-    assert AgingRule(max_wait_s=3.0).deadline(arrival=10.0, fcfs_wait_s=100.0) == 13.0
-    assert AgingRule().deadline(arrival=0.0, fcfs_wait_s=0.0) == math.inf
+def test_overdue_exactly_at_max_wait():
+    rule = AgingRule(max_wait_s=3.0)
+    assert not rule.is_overdue(arrival=10.0, now=12.9)
+    assert rule.is_overdue(arrival=10.0, now=13.0)
+    assert not AgingRule().is_overdue(arrival=0.0, now=1e12)
+
+
+def test_the_bound_is_the_tighter_of_the_fixed_and_the_fcfs_relative_one():
+    assert AgingRule(max_wait_s=3.0).max_wait(fcfs_wait_s=100.0) == 3.0
+    assert AgingRule().max_wait(fcfs_wait_s=0.0) == math.inf
     rule = AgingRule(max_wait_s=60.0, fcfs_wait_factor=2.0)
-    assert rule.deadline(arrival=10.0, fcfs_wait_s=4.0) == 18.0
-    assert rule.deadline(arrival=10.0, fcfs_wait_s=math.inf) == 70.0
+    assert rule.max_wait(fcfs_wait_s=4.0) == 8.0 and rule.is_overdue(arrival=10.0, now=18.0, fcfs_wait_s=4.0)
+    assert rule.max_wait(fcfs_wait_s=math.inf) == 60.0
 
 
 def test_fcfs_wait_estimate_is_the_queue_ahead_over_the_admission_rate():

@@ -145,23 +145,21 @@ def test_iteration_order_matches_pop_order():
     assert list(queue) == drain(queue)
 
 
-def test_fcfs_relative_bound_sends_a_long_waiting_request_first_once_it_waited_factor_times_its_fcfs_wait():
+def test_fcfs_relative_bound_serves_the_oldest_first_once_it_waited_factor_times_the_current_fcfs_wait():
     queue: RankedQueue[str] = RankedQueue(AgingRule(rate=0.0, fcfs_wait_factor=2.0))
     for t in range(5):  # five admissions one second apart: 1 request/s
         queue.set_clock(float(t))
         queue.add(f"old{t}", float(t))
         queue.set_size(f"old{t}", 0.0)
         queue.pop()
-    queue.set_clock(10.0)
-    for name in ("a", "b"):
-        queue.add(name, 10.0)
-        queue.set_size(name, 0.0)
-    queue.add("long", 10.0)  # two ahead at 1 request/s: FCFS wait 2 s, deadline 10 + 2 * 2
+    queue.add("long", 10.0)
     queue.set_size("long", 9.0)
-    for name in ("c", "d", "e"):
-        queue.add(name, 10.0)
+    for name in ("a", "b", "c"):
+        queue.add(name, 12.0)
         queue.set_size(name, 0.0)
-    queue.set_clock(13.9)  # a and b are past their deadlines (10, 12); then the smallest size
-    assert [queue.pop() for _ in range(3)] == ["a", "b", "c"]
-    queue.set_clock(14.0)
+    queue.set_clock(17.9)  # 4 waiting at 1 request/s: FCFS wait 4 s, bound 8 s; "long" waited 7.9 s
+    assert queue.peek() == "a"
+    queue.set_clock(18.0)
     assert queue.pop() == "long"
+    queue.set_clock(18.0)  # 3 waiting now: bound 6 s, and a, b, c waited 6 s: oldest first among them
+    assert queue.pop() == "a"

@@ -35,7 +35,7 @@ from pars.integrations.vllm.middleware import annotate
 from pars.integrations.vllm.policies import get_policy, scheduler_config
 from pars.integrations.vllm.request_fields import TRUE_LENGTH_KEY
 from pars.scheduling import NeutralSize, SchedulerSettings
-from pars.scoring import FrontEndScorer, predictor_score_fn
+from pars.scoring import FrontEndScorer
 from pars.scoring.text import COMPLETIONS
 from pars.integrations.vllm.tiny_model import make_tiny_model
 from pars.paths import bundled_data_dir
@@ -109,6 +109,7 @@ class PolicyRecord:
     loadavg_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     loadavg_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
     repeat: int = 0
+    front_end: str | None = None  # the front-end scorer's counters (warm-up included), e.g. "sized=385 fallback=0"
 
 
 @dataclass
@@ -236,6 +237,8 @@ async def _run_policy(settings: EngineSettings, spec: PolicySpec, burst: Workloa
         engine.shutdown()
         if front_end is not None:
             front_end.scorer.close()
+            record.front_end = front_end.scorer.counters.summary()
+            log.info("%s: front-end scorer %s", spec.name, record.front_end)
     record.loadavg_after = os.getloadavg()
     return record
 
@@ -281,9 +284,7 @@ def front_end_for(spec: PolicySpec) -> FrontEnd | None:
     """The front-end scorer of a predicted policy (settings from PARS_* variables, as the middleware reads)."""
     if spec.predictor is None or spec.scoring == "engine" or spec.length_hints is not None:
         return None
-    settings = SchedulerSettings.from_sources(None, os.environ)
-    scorer = FrontEndScorer(predictor_score_fn(spec.predictor, batch_size=settings.max_batch),
-                            timeout_s=settings.frontend_timeout_s, max_batch=settings.max_batch)
+    scorer = FrontEndScorer.for_checkpoint(spec.predictor, SchedulerSettings.from_sources(None, os.environ))
     return FrontEnd(scorer, "priority" if spec.scoring == "priority" else "pars")
 
 

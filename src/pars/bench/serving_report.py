@@ -204,7 +204,8 @@ def markdown(settings: dict, rows: Sequence[dict]) -> str:
     for p in settings["policies"]:
         lines.append(f"- repeat {p['repeat']}, {p['policy']}: predictor {p['predictor'] or '-'}, engine start {_fmt(p['start_s'], 0)} s, "
                      f"unloaded TTFT {_fmt(p['unloaded_ttft_s'], 3)} s, load average "
-                     f"{_fmt(p['loadavg_before'][0])} before / {_fmt(p['loadavg_after'][0])} after")
+                     f"{_fmt(p['loadavg_before'][0])} before / {_fmt(p['loadavg_after'][0])} after"
+                     + (f", front-end scorer {p['front_end']}" if p.get("front_end") else ""))
     lines += ["", "| " + " | ".join(title for _, title, _ in TABLE_COLUMNS) + " |",
               "|" + "---|" * len(TABLE_COLUMNS)]
     order = sorted(rows, key=lambda r: (r["repeat"], r["arrival"] != "burst", r["rate"] or 0.0))

@@ -1,14 +1,15 @@
 """How a request's size estimate and its waiting time become one queue key (lowest first).
 
-The rule: at time t a waiting request's key is `size - rate * (t - arrival)`; once it passes its
-deadline it goes ahead of every request that has not (earliest deadline first). Because every waiting
-request ages at the same rate, comparing keys at any t equals comparing `size + rate * arrival`, so keys
-are computed once at insertion and a heap stays valid.
+The rule: at time t a waiting request's key is `size - rate * (t - arrival)`; once it has waited its
+bound it goes ahead of every request that has not (oldest first). Because every waiting request ages at
+the same rate, comparing keys at any t equals comparing `size + rate * arrival`, so keys are computed
+once at insertion and a heap stays valid.
 
-The deadline is `arrival + min(max_wait_s, fcfs_wait_factor * fcfs_wait)`: a fixed bound, and a bound
-that scales with the current queueing delay, where `fcfs_wait` is the wait first-come-first-served would
-give the request, estimated on arrival as (requests already waiting) / (recent admission rate). With
-factor 2, no request waits much more than twice what FCFS would have made it wait, which bounds the tail.
+The bound at time t is `min(max_wait_s, fcfs_wait_factor * fcfs_wait(t))`: a fixed maximum, and one that
+scales with the current queueing delay, `fcfs_wait(t)` = (requests waiting) / (recent admission rate),
+the wait FCFS would give a request arriving now. So no request waits much longer than `factor` times
+the longest wait FCFS would impose at that load, which bounds the tail; in a burst the queue is long, the
+bound is loose, and shortest-first ordering keeps its gain.
 """
 
 from __future__ import annotations
@@ -39,10 +40,14 @@ class AgingRule:
         """The time-independent part of the key; `epoch` keeps the product small for float precision."""
         return size + self.rate * (arrival - epoch)
 
-    def deadline(self, arrival: float, fcfs_wait_s: float) -> float:
-        """When the request goes first: its fixed bound, or earlier per the estimated FCFS wait."""
+    def max_wait(self, fcfs_wait_s: float) -> float:
+        """The wait after which a request goes first, given the current FCFS wait estimate."""
         relative = self.fcfs_wait_factor * fcfs_wait_s if math.isfinite(self.fcfs_wait_factor) else math.inf
-        return arrival + min(self.max_wait_s, relative)
+        return min(self.max_wait_s, relative)
+
+    def is_overdue(self, arrival: float, now: float, fcfs_wait_s: float = math.inf) -> bool:
+        """True once the request has waited its bound and must go first."""
+        return now - arrival >= self.max_wait(fcfs_wait_s)
 
 
 class AdmissionRate:

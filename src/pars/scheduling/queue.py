@@ -2,13 +2,14 @@
 
 Two tiers: requests with a size (an estimate or the neutral fallback) first, by aged key; then requests
 still waiting for their estimate, by arrival, so an engine with free capacity still admits them
-(work-conserving). Above both: any request past its deadline (`AgingRule.deadline`), earliest first.
+(work-conserving). Above both: any request that waited its bound (`AgingRule.max_wait`), oldest first.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections.abc import Hashable, Iterable, Iterator
 from typing import Generic, NamedTuple, TypeVar
 
@@ -27,12 +28,12 @@ class _Entry(NamedTuple):
 
 
 class RankedQueue(Generic[T]):
-    """Heap by (tier, aged key, arrival) plus a heap by deadline for the starvation bound; lazy deletion.
+    """Heap by (tier, aged key, arrival) plus a heap by arrival for the starvation bound; lazy deletion.
 
     Sizes outlive queue membership (`set_size` before or after `add`), so a request that leaves and
-    re-enters (skipped for a step, preempted) returns to its place and keeps its deadline; `forget`
-    drops it for good. The clock is set once per engine step (`set_clock`) so a peek and the pop after it
-    agree; pops are admissions, and their rate estimates the FCFS wait of new arrivals.
+    re-enters (skipped for a step, preempted) returns to its place; `forget` drops it for good. The
+    clock and the bound are set once per engine step (`set_clock`), so a peek and the pop after it agree;
+    pops are admissions, and their rate estimates the current FCFS wait.
     """
 
     def __init__(self, aging: AgingRule, epoch: float = 0.0) -> None:
@@ -41,21 +42,20 @@ class RankedQueue(Generic[T]):
         self._now = epoch
         self._sizes: dict[T, float] = {}
         self._arrivals: dict[T, float] = {}
-        self._deadlines: dict[T, float] = {}
         self._live: dict[T, _Entry] = {}
         self._by_key: list[tuple[_Entry, T]] = []
-        self._by_deadline: list[tuple[float, int, T]] = []
+        self._by_arrival: list[tuple[float, int, T]] = []
         self.admissions = AdmissionRate()
+        self._max_wait = aging.max_wait(math.inf)
         self._seq = itertools.count()
 
     def set_clock(self, now: float) -> None:
         self._now = now
+        self._max_wait = self.aging.max_wait(self.admissions.fcfs_wait_s(len(self._live)))
 
     def add(self, item: T, arrival: float) -> None:
         """Queue `item`; it is ordered by its size if one is known, else in the pending tier."""
         self._arrivals.setdefault(item, arrival)
-        if item not in self._deadlines:
-            self._deadlines[item] = self.aging.deadline(arrival, self.admissions.fcfs_wait_s(len(self._live)))
         self._push(item)
 
     def set_size(self, item: T, size: float) -> None:
@@ -72,7 +72,6 @@ class RankedQueue(Generic[T]):
         self.remove(item)
         self._sizes.pop(item, None)
         self._arrivals.pop(item, None)
-        self._deadlines.pop(item, None)
 
     def remove(self, item: T) -> None:
         self._live.pop(item, None)
@@ -85,9 +84,9 @@ class RankedQueue(Generic[T]):
         if not self._live:
             raise IndexError("peek from an empty queue")
         self._drop_stale()
-        earliest = self._by_deadline[0]
-        if earliest[0] <= self._now:
-            return earliest[2]
+        oldest = self._by_arrival[0]
+        if self._now - oldest[0] >= self._max_wait:
+            return oldest[2]
         return self._by_key[0][1]
 
     def pop(self) -> T:
@@ -109,9 +108,9 @@ class RankedQueue(Generic[T]):
         """Items in the order `pop` would return them at the current clock."""
 
         def order(pair: tuple[T, _Entry]) -> tuple:
-            item, entry = pair
-            deadline = self._deadlines[item]
-            return (0, deadline, entry.seq) if deadline <= self._now else (1, *entry)
+            entry = pair[1]
+            overdue = self._now - entry.arrival >= self._max_wait
+            return (0, entry.arrival, entry.seq) if overdue else (1, *entry)
 
         return iter([item for item, _ in sorted(self._live.items(), key=order)])
 
@@ -125,7 +124,7 @@ class RankedQueue(Generic[T]):
             entry = _Entry(SIZED, self.aging.static_key(size, arrival, self._epoch), arrival, seq)
         self._live[item] = entry
         heapq.heappush(self._by_key, (entry, item))
-        heapq.heappush(self._by_deadline, (self._deadlines[item], seq, item))
+        heapq.heappush(self._by_arrival, (arrival, seq, item))
 
     def _is_live(self, item: T, seq: int) -> bool:
         entry = self._live.get(item)
@@ -134,13 +133,13 @@ class RankedQueue(Generic[T]):
     def _drop_stale(self) -> None:
         while not self._is_live(self._by_key[0][1], self._by_key[0][0].seq):
             heapq.heappop(self._by_key)
-        while not self._is_live(self._by_deadline[0][2], self._by_deadline[0][1]):
-            heapq.heappop(self._by_deadline)
+        while not self._is_live(self._by_arrival[0][2], self._by_arrival[0][1]):
+            heapq.heappop(self._by_arrival)
         if len(self._by_key) > 4 * len(self._live) + 64:
             self._compact()
 
     def _compact(self) -> None:
         self._by_key = [(entry, item) for item, entry in self._live.items()]
         heapq.heapify(self._by_key)
-        self._by_deadline = [(self._deadlines[item], entry.seq, item) for item, entry in self._live.items()]
-        heapq.heapify(self._by_deadline)
+        self._by_arrival = [(entry.arrival, entry.seq, item) for item, entry in self._live.items()]
+        heapq.heapify(self._by_arrival)

@@ -4,8 +4,8 @@ Precedence: additional_config, then environment, then defaults. Keys / variables
   predictor          PARS_PREDICTOR          checkpoint dir (default: pars.paths.default_predictor_dir())
   aging_rate         PARS_AGING_RATE         key units per second of waiting (default 0.05)
   max_wait_s         PARS_MAX_WAIT_S         hard maximum wait before a request goes first (default 60)
-  fcfs_wait_factor   PARS_FCFS_WAIT_FACTOR   a request goes first once it waited this many times its
-                                             estimated FCFS wait (default inf: off)
+  fcfs_wait_factor   PARS_FCFS_WAIT_FACTOR   a request goes first once it waited this many times the
+                                             current FCFS wait, waiting/admission rate (default 2; inf: off)
   budget_ms          PARS_SCORE_BUDGET_MS    most an engine step waits for scores (default 20)
   timeout_s          PARS_SCORE_TIMEOUT_S    a score later than this falls back (default 5)
   max_batch          PARS_SCORE_BATCH        most prompts per predictor call (default 8: a burst's
@@ -16,7 +16,6 @@ Precedence: additional_config, then environment, then defaults. Keys / variables
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -45,7 +44,7 @@ class SchedulerSettings:
     predictor: str | None = None
     aging_rate: float = 0.05
     max_wait_s: float = 60.0
-    fcfs_wait_factor: float = math.inf
+    fcfs_wait_factor: float = 2.0
     budget_ms: float = 20.0
     timeout_s: float = 5.0
     max_batch: int = 8

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pars.scheduling.settings import SchedulerSettings
 from pars.scheduling.stats import SchedulingCounters
 from pars.scoring.batcher import ScoreFn, ScoreResult, ScoringBatcher
 from pars.scoring.text import UnreadableRequest, user_text
@@ -20,20 +21,23 @@ from pars.scoring.text import UnreadableRequest, user_text
 # The ranker reads at most its max_length tokens (128): a few thousand characters always cover them,
 # and tokenising a megabyte prompt in full would cost the scorer thread for nothing.
 MAX_SCORED_CHARS = 4096
+FRONT_END_THREADS = 1
 
 
-def predictor_score_fn(directory: str | Path, batch_size: int = 32, lazy: bool = False) -> ScoreFn:
+def predictor_score_fn(directory: str | Path, batch_size: int = 8, lazy: bool = False,
+                       threads: int | None = None) -> ScoreFn:
     """`Predictor.score` of a checkpoint; `lazy` checks the files now and loads on the first call
-    (on the scorer thread), so an engine that never needs its fallback scorer never pays for it."""
+    (on the scorer thread), so an engine that never needs its fallback scorer never pays for it.
+    `threads` sets torch's intra-op threads for the whole process (leave None inside an engine)."""
     from pars.predictor import Predictor
     from pars.predictor.model import check_checkpoint
 
     check_checkpoint(directory)
-    loaded: list[Predictor] = [] if lazy else [Predictor.load(directory)]
+    loaded: list[Predictor] = [] if lazy else [Predictor.load(directory, threads=threads)]
 
     def score(prompts: list[str]) -> Any:  # noqa: ANN401 - np.ndarray
         if not loaded:
-            loaded.append(Predictor.load(directory))
+            loaded.append(Predictor.load(directory, threads=threads))
         return loaded[0].score(prompts, batch_size=batch_size)
 
     return score
@@ -50,6 +54,13 @@ class FrontEndScorer:
         self.timeout_s = timeout_s
         self.counters = SchedulingCounters()
         self.clock = clock
+
+    @classmethod
+    def for_checkpoint(cls, directory: str | Path, settings: SchedulerSettings) -> FrontEndScorer:
+        """The API-server scorer of `pars serve` and of the serving benchmark. One torch thread: the scorer
+        is one worker thread anyway, and idle OpenMP threads would spin on the cores the engine needs."""
+        return cls(predictor_score_fn(directory, batch_size=settings.max_batch, threads=FRONT_END_THREADS),
+                   timeout_s=settings.frontend_timeout_s, max_batch=settings.max_batch)
 
     async def score(self, endpoint: str, body: Mapping[str, Any]) -> ScoreResult:
         """The score of the request's user text (see pars.scoring.text), or a fallback reason."""

@@ -26,7 +26,7 @@ from typing import Any
 from pars.integrations.vllm.request_fields import FALLBACK_KEY, SCORE_KEY, priority_of
 from pars.paths import default_predictor_dir
 from pars.scheduling import NeutralSize, SchedulerSettings
-from pars.scoring import ENDPOINTS, FrontEndScorer, ScoreResult, predictor_score_fn
+from pars.scoring import ENDPOINTS, FrontEndScorer, ScoreResult
 from pars.scoring.text import ENGINE_READABLE
 
 logger = logging.getLogger("vllm.pars")
@@ -92,8 +92,7 @@ class PARSScoringMiddleware:
             raise ValueError(f"{MODE_ENV}={self.mode!r}: choose one of {MODES}")
         settings = SchedulerSettings.from_sources(None, os.environ)
         directory = settings.predictor or default_predictor_dir()
-        self.scorer = FrontEndScorer(predictor_score_fn(directory, batch_size=settings.max_batch),
-                                     timeout_s=settings.frontend_timeout_s, max_batch=settings.max_batch)
+        self.scorer = FrontEndScorer.for_checkpoint(directory, settings)
         self.neutral = NeutralSize()
         self.metrics = FrontEndMetrics.get()
         logger.info("PARS front-end scorer (%s mode): predictor %s, timeout %.2f s", self.mode, directory,
