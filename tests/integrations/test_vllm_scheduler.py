@@ -88,7 +88,8 @@ def test_injected_predictor_failure_keeps_arrival_order_and_counts_fallbacks(eng
 def test_long_request_is_admitted_within_max_wait_despite_a_stream_of_short_ones(engine):
     # max_num_seqs 2: the vLLM CPU build dies (SIGILL) running with max_num_seqs 1 on this machine.
     max_wait = 1.5
-    llm = engine("oracle", max_num_seqs=2, pars_settings={"aging_rate": 0.0, "max_wait_s": max_wait})
+    llm = engine("oracle", max_num_seqs=2, pars_settings={"aging_rate": 0.0, "max_wait_s": max_wait,
+                                                                  "fcfs_wait_factor": float("inf")})
     core = llm.llm_engine
     core.add_request("long", "a long story please", params(20))
     stream_until = time.monotonic() + 3 * max_wait

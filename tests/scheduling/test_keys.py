@@ -34,9 +34,12 @@ def test_the_bound_is_the_tighter_of_the_fixed_and_the_fcfs_relative_one():
 def test_fcfs_wait_estimate_is_the_queue_ahead_over_the_admission_rate():
     from pars.scheduling.keys import AdmissionRate
 
-    rate = AdmissionRate(window=5)
+    rate = AdmissionRate(window=4, min_span_s=1.0)
     assert rate.fcfs_wait_s(10) == math.inf
-    for t in (0.0, 0.5, 1.0, 1.5, 2.0):
+    rate.observe(0.0)
+    rate.observe(0.001)
+    assert rate.per_second() is None, "a rate over a millisecond was trusted"
+    for t in (0.5, 1.0, 1.5, 2.0):
         rate.observe(t)
     assert rate.per_second() == 2.0 and rate.fcfs_wait_s(10) == 5.0
 

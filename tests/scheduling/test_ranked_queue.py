@@ -147,7 +147,7 @@ def test_iteration_order_matches_pop_order():
 
 def test_fcfs_relative_bound_serves_the_oldest_first_once_it_waited_factor_times_the_current_fcfs_wait():
     queue: RankedQueue[str] = RankedQueue(AgingRule(rate=0.0, fcfs_wait_factor=2.0))
-    for t in range(5):  # five admissions one second apart: 1 request/s
+    for t in range(6):  # six admissions one second apart: 1 request/s
         queue.set_clock(float(t))
         queue.add(f"old{t}", float(t))
         queue.set_size(f"old{t}", 0.0)

@@ -51,16 +51,18 @@ class AgingRule:
 
 
 class AdmissionRate:
-    """Requests admitted per second over the last `window` admissions (None until two are seen)."""
+    """Requests admitted per second over the last `window` admissions; None until they span at least
+    `min_span_s` (admissions come in clumps, one per freed slot: a rate over milliseconds means nothing)."""
 
-    def __init__(self, window: int = 64) -> None:
+    def __init__(self, window: int = 64, min_span_s: float = 5.0) -> None:
         self._times: deque[float] = deque(maxlen=window)
+        self.min_span_s = min_span_s
 
     def observe(self, now: float) -> None:
         self._times.append(now)
 
     def per_second(self) -> float | None:
-        if len(self._times) < 2 or self._times[-1] <= self._times[0]:
+        if len(self._times) < 2 or self._times[-1] - self._times[0] < self.min_span_s:
             return None
         return (len(self._times) - 1) / (self._times[-1] - self._times[0])
 
