@@ -125,3 +125,15 @@ def test_a_traffic_file_with_several_models_needs_a_target_model(tmp_path):
         workload_pool(path, None, PromptSplit(seed=0))
     pool, target, _ = workload_pool(path, "y", PromptSplit(seed=0))
     assert target == "y" and [(p.prompt, p.true_tokens) for p in pool] == [("b", 5)]
+
+
+def test_settings_with_a_switched_off_bound_are_written_as_valid_json():
+    import math
+
+    from pars.bench.serving import BenchmarkResult, EngineSettings
+    from pars.bench.serving_report import settings_dict
+    from pars.bench.workload import ArrivalPlan
+
+    settings = settings_dict(EngineSettings("model", fcfs_wait_factor=math.inf), ArrivalPlan(), "m", "prompts",
+                             BenchmarkResult(), "now")
+    assert json.loads(json.dumps(settings, allow_nan=False))["engine"]["fcfs_wait_factor"] == "inf"

@@ -78,7 +78,7 @@ def settings_dict(engine: EngineSettings, plan: ArrivalPlan, target_model: str, 
                   result: BenchmarkResult, started_utc: str) -> dict:
     return {
         "started_utc": started_utc, "transport": TRANSPORT, "target_model": target_model,
-        "prompts": prompts, "engine": asdict(engine), "front_end": FRONT_END,
+        "prompts": prompts, "engine": _json_safe(asdict(engine)), "front_end": FRONT_END,
         "plan": asdict(plan), "capacity_rps": result.capacities_rps, "repeats": len(result.capacities_rps),
         "machine": machine(),
         "policies": [asdict(p) for p in result.policies],
@@ -134,6 +134,11 @@ def _spread_cell(value: dict | None) -> str:
     if value["min"] == value["max"]:
         return _fmt(value["median"])
     return f"{_fmt(value['median'])} ({_fmt(value['min'])}-{_fmt(value['max'])})"
+
+
+def _json_safe(values: dict) -> dict:
+    """JSON has no infinity: a bound switched off (inf) is written as the string "inf"."""
+    return {k: "inf" if isinstance(v, float) and math.isinf(v) else v for k, v in values.items()}
 
 
 def _nan_to_none(row: dict) -> dict:
