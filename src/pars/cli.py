@@ -39,6 +39,16 @@ def print_table(table: Table) -> None:
     Console(width=max(Console().width, 140)).print(table)
 
 
+def print_rows(title: str, headers: list[str], left_columns: int, rows: list[list[str]]) -> None:
+    """A result table: the first `left_columns` columns (names) left-aligned, numbers right-aligned."""
+    table = Table(title=title)
+    for i, header in enumerate(headers):
+        table.add_column(header, justify="left" if i < left_columns else "right")
+    for row in rows:
+        table.add_row(*row)
+    print_table(table)
+
+
 def fail(message: str) -> None:
     console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code=2)
@@ -351,12 +361,9 @@ def bench_serve_command(
     except (BenchmarkError, DataError, ValueError) as err:
         fail(str(err))
     rows = write_outputs(out, settings_dict(engine, plan, target, prompts, result, started), result)
-    table = Table(title=f"Serving latency, length scale {plan.length_scale} ({out / 'summary.md'})")
-    for _, title, _ in SHORT_COLUMNS:
-        table.add_column(title, justify="left" if title in ("policy", "workload") else "right")
-    for row in sorted(rows, key=lambda r: (r["repeat"], r["arrival"] != "burst", r["rate"] or 0.0)):
-        table.add_row(*table_cells(row, SHORT_COLUMNS))
-    print_table(table)
+    ordered = sorted(rows, key=lambda r: (r["repeat"], r["arrival"] != "burst", r["rate"] or 0.0))
+    print_rows(f"Serving latency, length scale {plan.length_scale} ({out / 'summary.md'})",
+               [title for _, title, _ in SHORT_COLUMNS], 3, [table_cells(row, SHORT_COLUMNS) for row in ordered])
 
 
 @bench_app.command("http")
@@ -394,12 +401,8 @@ def bench_http_command(
     except (BenchmarkError, CheckpointError, ValueError) as err:
         fail(str(err))
     rows = write_outputs(out, settings_dict(settings, result, target_model, length_scale, seed, started), result)
-    table = Table(title=f"HTTP burst of {requests}, length scale {length_scale} ({out / 'summary.md'})")
-    for _, title, _ in COLUMNS:
-        table.add_column(title, justify="left" if title in ("setup", "system prompt") else "right")
-    for row in rows:
-        table.add_row(*cells(row))
-    print_table(table)
+    print_rows(f"HTTP burst of {requests}, length scale {length_scale} ({out / 'summary.md'})",
+               [title for _, title, _ in COLUMNS], 2, [cells(row) for row in rows])
 
 
 if __name__ == "__main__":

@@ -13,13 +13,13 @@ pytest.importorskip("vllm")
 
 from pars.cli import app  # noqa: E402
 
-BURST, POISSON = 12, 18
+BURST, POISSON = 24, 18
 
 
 @pytest.fixture(scope="module")
 def bench_out(tmp_path_factory: pytest.TempPathFactory):
     """One run on a user's own traffic file (--data): fcfs, oracle and pars (front-end scored, real MiniLM
-    with a random head), a burst of 12 and 18 Poisson arrivals at 20 req/s, short responses."""
+    with a random head), a burst of 24 and 18 Poisson arrivals at 20 req/s, short responses."""
     from pars.integrations.vllm import make_tiny_model
     from pars.predictor import Predictor
 
@@ -34,6 +34,7 @@ def bench_out(tmp_path_factory: pytest.TempPathFactory):
     result = CliRunner().invoke(app, [
         "bench", "serve", "--policies", "fcfs,oracle,pars", "--predictor", str(predictor), "--data", str(traffic),
         "--burst", str(BURST), "--rates", "20", "--requests", str(POISSON), "--length-scale", "0.1",
+        "--fcfs-wait-factor", "inf",  # the order test below checks pure shortest-first, without the bound
         "--model", str(model), "--out", str(out)])
     assert result.exit_code == 0, result.output
     return out
@@ -58,7 +59,7 @@ def test_every_request_finished_with_exactly_its_length(bench_out):
 def test_summary_files_are_written_with_the_documented_fields(bench_out):
     summary = json.loads((bench_out / "summary.json").read_text())
     assert summary["settings"]["plan"]["length_scale"] == 0.1
-    assert summary["settings"]["engine"]["max_num_seqs"] == 4
+    assert summary["settings"]["engine"]["max_num_seqs"] == 4 and summary["settings"]["engine"]["fcfs_wait_factor"] == "inf"
     assert summary["settings"]["target_model"] == "my-llm" and "my_traffic.jsonl" in summary["settings"]["prompts"]
     assert all(p["loadavg_before"] and p["loadavg_after"] for p in summary["settings"]["policies"])
     runs = summary["runs"]
