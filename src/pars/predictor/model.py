@@ -279,22 +279,21 @@ class Predictor:
         precision = resolve_precision(precision)  # a typo fails before the slow part
         offline()
         directory = check_checkpoint(directory)
-        hint = CHECKPOINT_HINT
         try:
             config = PredictorConfig(**json.loads((directory / CONFIG_FILE).read_text()))
             encoder_config = AutoConfig.for_model(**json.loads((directory / ENCODER_CONFIG_FILE).read_text()))
         except (json.JSONDecodeError, TypeError, ValueError, KeyError) as err:
-            raise CheckpointError(f"checkpoint at {directory} has an unreadable config ({err}): {hint}") from err
+            raise CheckpointError(f"checkpoint at {directory} has an unreadable config ({err}): {CHECKPOINT_HINT}") from err
         try:
             tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
         except (OSError, ValueError) as err:
-            raise CheckpointError(f"checkpoint at {directory} has no usable tokenizer files ({err}): {hint}") from err
+            raise CheckpointError(f"checkpoint at {directory} has no usable tokenizer files ({err}): {CHECKPOINT_HINT}") from err
         ranker = LengthRanker(AutoModel.from_config(encoder_config), config.pooling, config.head_outputs)
         try:
             state = load_file(str(directory / WEIGHTS_FILE))
             ranker.load_state_dict(state)
         except (SafetensorError, OSError, RuntimeError) as err:
-            raise CheckpointError(f"checkpoint at {directory} has corrupt weights in {WEIGHTS_FILE} ({err}): {hint}") from err
+            raise CheckpointError(f"checkpoint at {directory} has corrupt weights in {WEIGHTS_FILE} ({err}): {CHECKPOINT_HINT}") from err
         if threads:
             torch.set_num_threads(threads)
         return cls(config, tokenizer, ranker, precision)
