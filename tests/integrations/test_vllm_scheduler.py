@@ -62,7 +62,7 @@ def test_pars_scores_every_request_once_and_admits_by_score(engine, predictor_di
     outputs = run(llm, prompts, lengths)
     scheduler = scheduler_of(llm)
     assert scheduler.counters.sized == N_REQUESTS and scheduler.counters.fallback_total == 0
-    assert scheduler.ordering.batcher.prompts_scored == N_REQUESTS
+    assert scheduler.sizes.batcher.prompts_scored == N_REQUESTS
     scores = Predictor.load(predictor_dir).score(prompts)
     admitted = [o.metrics.scheduled_ts for o in outputs]
     rho = spearmanr(admitted, scores).statistic
@@ -77,7 +77,7 @@ def test_injected_predictor_failure_keeps_arrival_order_and_counts_fallbacks(eng
     def broken_predictor(texts):  # intentionally injected fault: a predictor that always raises
         raise RuntimeError("injected predictor failure")
 
-    scheduler.ordering.batcher.score = broken_predictor
+    scheduler.sizes.batcher.score = broken_predictor
     outputs = run(llm, prompts, [8] * N_REQUESTS)
     admitted = [o.metrics.scheduled_ts for o in outputs]
     assert admitted == sorted(admitted), "fallback requests were not admitted in arrival order"
@@ -126,7 +126,7 @@ def test_wrong_predictor_path_fails_at_engine_start_with_a_clear_message(tiny_mo
 
 
 def test_front_end_scores_order_the_queue_and_nothing_is_scored_in_the_engine(engine):
-    from pars.integrations.vllm.request_fields import SCORE_KEY
+    from pars.scheduling.request_fields import SCORE_KEY
 
     prompts, lengths = workload(seed=3)
     scores = [float(s) for s in np.random.default_rng(3).normal(size=N_REQUESTS)]
@@ -136,7 +136,7 @@ def test_front_end_scores_order_the_queue_and_nothing_is_scored_in_the_engine(en
     assert [len(o.outputs[0].token_ids) for o in outputs] == lengths
     scheduler = scheduler_of(llm)
     assert scheduler.counters.sized == N_REQUESTS and scheduler.counters.fallback_total == 0
-    assert scheduler.ordering.batcher.prompts_scored == 0, "requests with a front-end score were scored again"
+    assert scheduler.sizes.batcher.prompts_scored == 0, "requests with a front-end score were scored again"
     rho = spearmanr([o.metrics.scheduled_ts for o in outputs], scores).statistic
     assert rho > 0.8, rho
 

@@ -53,7 +53,33 @@ def test_bad_aging_settings_are_rejected(rate, max_wait, factor):
 
 def test_neutral_size_is_the_recent_mean_and_zero_before_any():
     neutral = NeutralSize(window=2)
-    assert neutral.value == 0.0
+    assert neutral.assign("a") == 0.0
     for size in (10.0, 2.0, 4.0):
         neutral.observe(size)
-    assert neutral.value == 3.0
+    assert neutral.mean == 3.0
+
+
+def test_the_neutral_size_holds_while_a_request_that_got_it_is_unfinished():
+    """Before this rule a fallback request got the running mean at its arrival, so two fallback requests
+    could swap order when estimates in between moved the mean down."""
+    neutral = NeutralSize()
+    neutral.observe(10.0)
+    first = neutral.assign("first")
+    neutral.observe(0.0)  # the mean drops to 5
+    second = neutral.assign("second")
+    assert first == second == 10.0
+    neutral.release("first")
+    neutral.release("second")
+    assert neutral.assign("third") == 5.0
+
+
+def test_fallback_requests_keep_arrival_order_in_the_queue_while_estimates_move_the_mean():
+    from pars.scheduling import RankedQueue
+
+    neutral, queue = NeutralSize(), RankedQueue(AgingRule(rate=0.05))
+    for i in range(20):
+        neutral.observe(float(20 - i))  # falling estimates: a running mean would rank later fallbacks first
+        queue.add(f"fallback-{i}", arrival=float(i))
+        queue.set_size(f"fallback-{i}", neutral.assign(f"fallback-{i}"))
+    queue.set_clock(20.0)
+    assert [queue.pop() for _ in range(20)] == [f"fallback-{i}" for i in range(20)]

@@ -71,3 +71,66 @@ def test_predictor_faults_and_bad_items_fall_back_with_a_reason():
     finally:
         batcher.close()
     assert batcher.submit("late").result(1) == ScoreResult(None, "scorer_closed")
+
+
+def test_a_full_todo_list_falls_back_at_once_instead_of_queueing_work_nobody_waits_for():
+    gate = threading.Event()
+    batcher = ScoringBatcher(lambda texts: (gate.wait(5), [1.0] * len(texts))[1], max_batch=1, max_queued=2)
+    try:
+        running = batcher.submit("running")
+        time.sleep(0.05)
+        queued = [batcher.submit("q1"), batcher.submit("q2")]
+        overflow = batcher.submit("q3")
+        assert overflow.done() and overflow.result() == ScoreResult(None, "scorer_overloaded")
+        gate.set()
+        assert [f.result(5).score for f in [running, *queued]] == [1.0, 1.0, 1.0]
+    finally:
+        batcher.close()
+
+
+class InjectedWorkerDeath(BaseException):
+    """A fault injected on purpose: escapes the predictor's `except Exception` and kills the worker thread."""
+
+
+def test_a_dead_worker_resolves_its_batch_and_is_restarted():
+    def score(texts):
+        if "kill" in texts:
+            raise InjectedWorkerDeath
+        return [1.0] * len(texts)
+
+    batcher = ScoringBatcher(score, max_batch=1)
+    try:
+        assert batcher.submit("kill").result(5) == ScoreResult(None, "scorer_crashed")
+        assert batcher.submit("fine").result(5) == ScoreResult(1.0)
+        assert batcher.restarts == 1 and batcher.is_alive()
+    finally:
+        batcher.close()
+
+
+def test_a_worker_that_keeps_dying_gives_up_and_everything_falls_back_with_its_own_reason():
+    from pars.scoring.batcher import MAX_RESTARTS
+
+    def score(texts):
+        raise InjectedWorkerDeath
+
+    batcher = ScoringBatcher(score, max_batch=1)
+    results = [batcher.submit(f"p{i}").result(5) for i in range(MAX_RESTARTS + 1)]
+    assert results == [ScoreResult(None, "scorer_crashed")] * (MAX_RESTARTS + 1)
+    assert batcher.submit("later").result(1) == ScoreResult(None, "scorer_dead")
+    batcher.close()
+
+
+def test_close_returns_within_its_bound_while_a_slow_batch_runs_and_nothing_is_left_unresolved():
+    release = threading.Event()
+    batcher = ScoringBatcher(lambda texts: (release.wait(10), [1.0] * len(texts))[1], max_batch=1)
+    running = batcher.submit("slow")
+    time.sleep(0.05)
+    queued = batcher.submit("queued")
+    started = time.monotonic()
+    batcher.close(timeout_s=0.2)
+    assert time.monotonic() - started < 1.0
+    assert running.result(0) == ScoreResult(None, "scorer_closed")
+    assert queued.result(0) == ScoreResult(None, "scorer_closed")
+    release.set()  # the late batch finishes without raising on its already-resolved future
+    time.sleep(0.05)
+    assert running.result(0) == ScoreResult(None, "scorer_closed")

@@ -15,7 +15,6 @@ engine's capacity) sets the Poisson and trace rates that every policy then repla
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import statistics
@@ -33,7 +32,7 @@ from pars.bench.workload import (ArrivalPlan, PoolPrompt, Workload, WorkloadRequ
 from pars.data import PromptSplit, load_records
 from pars.integrations.vllm.middleware import annotate
 from pars.integrations.vllm.policies import get_policy, scheduler_config
-from pars.integrations.vllm.request_fields import TRUE_LENGTH_KEY
+from pars.scheduling.request_fields import TRUE_LENGTH_KEY
 from pars.scheduling import NeutralSize, SchedulerSettings
 from pars.scoring import FrontEndScorer
 from pars.scoring.text import COMPLETIONS
@@ -143,9 +142,12 @@ class FrontEnd:
     mode: str  # "pars" (extra args for the PARS scheduler) or "priority" (vLLM's integer priority)
     neutral: NeutralSize = field(default_factory=NeutralSize)
 
-    async def fields(self, prompt: str) -> dict[str, Any]:
+    async def fields(self, prompt: str, request_id: str) -> dict[str, Any]:
         result = await self.scorer.score(COMPLETIONS, {"prompt": prompt})
-        return annotate({}, result, self.mode, self.neutral)
+        return annotate({}, result, self.mode, self.neutral, request_id)
+
+    def finished(self, request_id: str) -> None:
+        self.neutral.release(request_id)
 
 
 async def _replay(engine: Any, tag: str, requests: Sequence[WorkloadRequest],
@@ -163,11 +165,14 @@ async def _replay(engine: Any, tag: str, requests: Sequence[WorkloadRequest],
         sent = time.monotonic() - start
         final = None
         hint = length_hints[request.prompt] if length_hints else None
-        fields = await front_end.fields(request.prompt) if front_end else {}
+        request_id = f"{tag}-{request.index}"
+        fields = await front_end.fields(request.prompt, request_id) if front_end else {}
         params = sampling_params(request.output_tokens, hint, fields.get("vllm_xargs"))
-        async for output in engine.generate(request.prompt, params, request_id=f"{tag}-{request.index}",
+        async for output in engine.generate(request.prompt, params, request_id=request_id,
                                             priority=fields.get("priority", 0)):
             final = output
+        if front_end:
+            front_end.finished(request_id)
         tokens = len(final.outputs[0].token_ids) if final is not None and final.finished else -1
         if tokens != request.output_tokens:
             raise BenchmarkError(f"{tag}: request {request.index} ended with {tokens} tokens, "
@@ -301,12 +306,11 @@ async def _measure(engine: Any, spec: PolicySpec, workload: Workload, load: floa
 
 
 def split_of(predictor_dir: Path | None) -> PromptSplit:
-    """The prompt split the predictor was trained with (its config.json), so benchmark prompts are ones it
-    never saw; PromptSplit(seed=0), the training default, when there is no checkpoint."""
-    config = predictor_dir / "config.json" if predictor_dir else None
-    if config is None or not config.exists():
-        return PromptSplit(seed=0)
-    return PromptSplit(**json.loads(config.read_text()).get("training", {}).get("split", {}))
+    """The prompt split the predictor was trained with, so benchmark prompts are ones it never saw;
+    PromptSplit(seed=0), the training default, when no policy uses a checkpoint."""
+    from pars.predictor.model import PredictorConfig
+
+    return PredictorConfig.read(predictor_dir).split if predictor_dir else PromptSplit(seed=0)
 
 
 DEFAULT_TARGET_MODEL = "gpt-3.5-turbo-1106"

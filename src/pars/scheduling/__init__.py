@@ -1,16 +1,14 @@
-"""Engine-free ordering of a waiting queue: policies (fcfs, predicted, oracle), aging keys, starvation bound.
+"""Engine-free ordering of a waiting queue: size sources (predicted, oracle), aging keys, starvation bound.
 
 `pars.integrations.vllm` is thin glue that feeds these classes from a real vLLM scheduler.
 """
 
 from pars.scheduling.keys import AgingRule, NeutralSize
-from pars.scheduling.policies import (
-    POLICY_CLASSES,
-    FCFSPolicy,
-    OraclePolicy,
-    OrderingPolicy,
-    PredictedPolicy,
+from pars.scheduling.sizes import (
+    OracleSizes,
+    PredictedSizes,
     RequestView,
+    SizeSource,
     Verdict,
 )
 from pars.scheduling.queue import RankedQueue
@@ -20,11 +18,9 @@ from pars.scheduling.stats import SchedulingCounters
 __all__ = [
     "AgingRule",
     "NeutralSize",
-    "POLICY_CLASSES",
-    "FCFSPolicy",
-    "OraclePolicy",
-    "OrderingPolicy",
-    "PredictedPolicy",
+    "OracleSizes",
+    "SizeSource",
+    "PredictedSizes",
     "RequestView",
     "Verdict",
     "RankedQueue",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 
@@ -73,18 +74,34 @@ class AdmissionRate:
 
 
 class NeutralSize:
-    """The size given to a request without an estimate: the mean of recent estimates (0 before any).
+    """The size given to a request without an estimate, so it neither jumps the queue nor sinks to its end.
 
-    Such a request neither jumps the queue nor sinks to its end; while the predictor is down no new
-    estimates arrive, the neutral size stays constant, and fallback requests keep arrival order.
+    The rule: the mean of recent estimates (0 before any), held fixed while any request that was given
+    it is unfinished. Fallback requests that coexist therefore share one size, and the aged key orders
+    them by arrival among themselves; the value moves on only once all of them have left.
     """
 
     def __init__(self, window: int = 256) -> None:
         self._recent: deque[float] = deque(maxlen=window)
+        self._holders: set[Hashable] = set()
+        self._held = 0.0
 
     def observe(self, size: float) -> None:
         self._recent.append(size)
 
     @property
-    def value(self) -> float:
+    def mean(self) -> float:
         return sum(self._recent) / len(self._recent) if self._recent else 0.0
+
+    def assign(self, holder: Hashable) -> float:
+        """The neutral size for `holder` (a request id); call `release` when that request finishes."""
+        if not self._holders:
+            self._held = self.mean
+        self._holders.add(holder)
+        return self._held
+
+    def release(self, holder: Hashable) -> None:
+        self._holders.discard(holder)
+
+    def holds(self, holder: Hashable) -> bool:
+        return holder in self._holders

@@ -4,6 +4,12 @@ Everything submitted while a batch runs forms the next batch (up to `max_batch`)
 requests share a forward pass and no caller's thread or event loop ever runs the predictor. Each
 submission gets a `concurrent.futures.Future` of a `ScoreResult`; a future cancelled before its batch
 starts (the caller timed out, or the request was aborted or finished) is never scored.
+
+Every future resolves, whatever happens: past `max_queued` waiting items a submission falls back at
+once ("scorer_overloaded"), so an overloaded scorer does not burn the CPU on requests nobody waits for;
+a worker that dies mid-batch resolves that batch as "scorer_crashed" and is restarted (after
+`MAX_RESTARTS` crashes everything falls back as "scorer_dead"); `close()` returns within its timeout and
+whatever is left falls back as "scorer_closed".
 """
 
 from __future__ import annotations
@@ -12,13 +18,14 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Generic, NamedTuple, TypeVar
 
 logger = logging.getLogger(__name__)
 
 ScoreFn = Callable[[list[str]], Sequence[float]]
 T = TypeVar("T")
+MAX_RESTARTS = 3
 
 
 class ScoreResult(NamedTuple):
@@ -32,51 +39,98 @@ class ScoreResult(NamedTuple):
         return cls(None, reason)
 
 
+def settle(future: Future[ScoreResult], result: ScoreResult) -> None:
+    """Resolve `future` unless something else already did (close() and the worker can race)."""
+    try:
+        future.set_result(result)
+    except InvalidStateError:
+        pass
+
+
 class ScoringBatcher(Generic[T]):
     """Scores items of type T (prompt text, or token ids with a decoding `to_text`) in micro-batches."""
 
-    def __init__(self, score: ScoreFn, to_text: Callable[[T], str] = str, max_batch: int = 8) -> None:
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    def __init__(self, score: ScoreFn, to_text: Callable[[T], str] = str, max_batch: int = 8,
+                 max_queued: int = 256) -> None:
+        if max_batch < 1 or max_queued < 1:
+            raise ValueError(f"max_batch and max_queued must be >= 1, got {max_batch} and {max_queued}")
         self.score = score
         self.to_text = to_text
         self.max_batch = max_batch
+        self.max_queued = max_queued
         self.prompts_scored = 0
         self.abandoned = 0  # cancelled before their batch ran: never scored
+        self.restarts = 0
         self._todo: list[tuple[T, Future[ScoreResult]]] = []
+        self._in_flight: list[Future[ScoreResult]] = []
         self._cond = threading.Condition()
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="pars-scorer", daemon=True)
-        self._thread.start()
+        self._dead = False
+        self._thread = self._start_worker()
 
     def submit(self, item: T) -> Future[ScoreResult]:
         """A future that resolves to the item's result; cancel it to drop the item if not yet started."""
         future: Future[ScoreResult] = Future()
         with self._cond:
-            if self._closed:
-                future.set_result(ScoreResult.fallback("scorer_closed"))
+            reason = ("scorer_closed" if self._closed else "scorer_dead" if self._dead
+                      else "scorer_overloaded" if len(self._todo) >= self.max_queued else None)
+            if reason is None:
+                self._todo.append((item, future))
+                self._cond.notify_all()
                 return future
-            self._todo.append((item, future))
-            self._cond.notify_all()
+        future.set_result(ScoreResult.fallback(reason))
         return future
 
     def is_alive(self) -> bool:
         return self._thread.is_alive()
 
-    def close(self, timeout_s: float = 5.0) -> None:
-        """Stop after the running batch; anything still queued falls back as `scorer_closed`."""
+    def close(self, timeout_s: float = 2.0) -> None:
+        """Stop within `timeout_s`: queued items and a batch still running then fall back as `scorer_closed`."""
         with self._cond:
             self._closed = True
             left, self._todo = self._todo, []
             self._cond.notify_all()
-        for _, future in left:
-            if future.set_running_or_notify_cancel():
-                future.set_result(ScoreResult.fallback("scorer_closed"))
-            else:
-                self.abandoned += 1
+        self._fall_back([future for _, future in left], "scorer_closed")
         self._thread.join(timeout=timeout_s)
+        self._fall_back(list(self._in_flight), "scorer_closed")
+
+    def _fall_back(self, futures: list[Future[ScoreResult]], reason: str) -> None:
+        for future in futures:
+            if future.cancelled():
+                self.abandoned += 1
+            elif future.done():
+                continue
+            elif future.running() or future.set_running_or_notify_cancel():
+                settle(future, ScoreResult.fallback(reason))
+
+    def _start_worker(self) -> threading.Thread:
+        thread = threading.Thread(target=self._run, name="pars-scorer", daemon=True)
+        thread.start()
+        return thread
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException:  # noqa: BLE001 - whatever killed the worker, its callers must get an answer
+            logger.exception("the PARS scorer thread died")
+            self._recover()
+
+    def _recover(self) -> None:
+        """Resolve the batch that was running; restart the worker, or give up after MAX_RESTARTS."""
+        self._fall_back(list(self._in_flight), "scorer_crashed")
+        with self._cond:
+            if self._closed:
+                return
+            if self.restarts < MAX_RESTARTS:
+                self.restarts += 1
+                self._thread = self._start_worker()
+                return
+            self._dead = True
+            left, self._todo = self._todo, []
+        logger.error("the PARS scorer died %d times; every request now falls back (scorer_dead)", self.restarts + 1)
+        self._fall_back([future for _, future in left], "scorer_dead")
+
+    def _serve(self) -> None:
         while True:
             with self._cond:
                 while not self._todo and not self._closed:
@@ -84,11 +138,13 @@ class ScoringBatcher(Generic[T]):
                 if self._closed:
                     return
                 batch, self._todo = self._todo[: self.max_batch], self._todo[self.max_batch :]
-            live = [(item, future) for item, future in batch if future.set_running_or_notify_cancel()]
+                live = [(item, future) for item, future in batch if future.set_running_or_notify_cancel()]
+                self._in_flight = [future for _, future in live]
             self.abandoned += len(batch) - len(live)
             if live:
-                for future, result in zip((f for _, f in live), self._score_batch([item for item, _ in live])):
-                    future.set_result(result)
+                for future, result in zip(self._in_flight, self._score_batch([item for item, _ in live])):
+                    settle(future, result)
+            self._in_flight = []
 
     def _score_batch(self, items: list[T]) -> list[ScoreResult]:
         results: list[ScoreResult | None] = [None] * len(items)

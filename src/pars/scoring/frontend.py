@@ -8,8 +8,7 @@ and the abandoned item is dropped from the batcher's to-do list before it is sco
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +27,25 @@ def predictor_score_fn(directory: str | Path, batch_size: int = 8, lazy: bool = 
                        threads: int | None = None) -> ScoreFn:
     """`Predictor.score` of a checkpoint; `lazy` checks the files now and loads on the first call
     (on the scorer thread), so an engine that never needs its fallback scorer never pays for it.
-    `threads` sets torch's intra-op threads for the whole process (leave None inside an engine)."""
+    `threads` sets torch's intra-op threads for the whole process when the predictor loads: only for a
+    caller that owns the process's threads (the API-server front end); leave None inside an engine.
+    `Predictor.load` itself never changes them."""
+    import torch
+
     from pars.predictor import Predictor
     from pars.predictor.model import check_checkpoint
 
+    def load() -> Predictor:
+        if threads:
+            torch.set_num_threads(threads)
+        return Predictor.load(directory)
+
     check_checkpoint(directory)
-    loaded: list[Predictor] = [] if lazy else [Predictor.load(directory, threads=threads)]
+    loaded: list[Predictor] = [] if lazy else [load()]
 
     def score(prompts: list[str]) -> Any:  # noqa: ANN401 - np.ndarray
         if not loaded:
-            loaded.append(Predictor.load(directory, threads=threads))
+            loaded.append(load())
         return loaded[0].score(prompts, batch_size=batch_size)
 
     return score
@@ -46,21 +54,20 @@ def predictor_score_fn(directory: str | Path, batch_size: int = 8, lazy: bool = 
 class FrontEndScorer:
     """`await score(endpoint, body)` -> ScoreResult; counts every outcome in `counters`."""
 
-    def __init__(self, score: ScoreFn, timeout_s: float = 1.0, max_batch: int = 8,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, score: ScoreFn, timeout_s: float = 1.0, max_batch: int = 8, max_queued: int = 256) -> None:
         if not timeout_s > 0:
             raise ValueError(f"front-end scoring timeout must be > 0 s, got {timeout_s}")
-        self.batcher: ScoringBatcher[str] = ScoringBatcher(score, max_batch=max_batch)
+        self.batcher: ScoringBatcher[str] = ScoringBatcher(score, max_batch=max_batch, max_queued=max_queued)
         self.timeout_s = timeout_s
         self.counters = SchedulingCounters()
-        self.clock = clock
 
     @classmethod
     def for_checkpoint(cls, directory: str | Path, settings: SchedulerSettings) -> FrontEndScorer:
         """The API-server scorer of `pars serve` and of the serving benchmark. One torch thread: the scorer
         is one worker thread anyway, and idle OpenMP threads would spin on the cores the engine needs."""
         return cls(predictor_score_fn(directory, batch_size=settings.max_batch, threads=FRONT_END_THREADS),
-                   timeout_s=settings.frontend_timeout_s, max_batch=settings.max_batch)
+                   timeout_s=settings.frontend_timeout_s, max_batch=settings.max_batch,
+                   max_queued=settings.max_queued)
 
     async def score(self, endpoint: str, body: Mapping[str, Any]) -> ScoreResult:
         """The score of the request's user text (see pars.scoring.text), or a fallback reason."""

@@ -7,7 +7,7 @@ thread, never on the event loop) and forwards the body with the score added:
 - mode "priority": vLLM's integer `priority` for stock `--scheduling-policy priority` (no aging, no
   maximum wait); a request that already has a `priority` keeps it.
 A request that cannot be scored in time goes on unscored (`pars_fallback` says why; in priority mode it
-gets the mean priority of recent requests); one whose text the rule cannot read (token ids, several
+gets the neutral priority: the mean of recent ones, held while any request given it is in flight); one whose text the rule cannot read (token ids, several
 prompts) goes on without either, and the engine scores its decoded prompt; so scoring never fails a request or delays it past
 `frontend_timeout_s`. Bodies that are not JSON objects pass through untouched: vLLM answers them.
 Settings come from the environment (`pars serve` sets them): PARS_PREDICTOR, PARS_FRONT_END_MODE,
@@ -20,10 +20,11 @@ import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Hashable, MutableMapping
 from typing import Any
 
-from pars.integrations.vllm.request_fields import FALLBACK_KEY, SCORE_KEY, priority_of
+from pars.integrations.vllm.metrics import front_end_metrics
+from pars.scheduling.request_fields import FALLBACK_KEY, SCORE_KEY, priority_of
 from pars.paths import default_predictor_dir
 from pars.scheduling import NeutralSize, SchedulerSettings
 from pars.scoring import ENDPOINTS, FrontEndScorer, ScoreResult
@@ -41,32 +42,12 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class FrontEndMetrics:
-    """Prometheus series on vLLM's registry, created once per process (vLLM may build the app twice)."""
+def annotate(body: dict[str, Any], result: ScoreResult, mode: str, neutral: NeutralSize,
+             holder: Hashable) -> dict[str, Any]:
+    """The body with the score (or the fallback reason) in the fields `mode` uses; `body` is not changed.
 
-    _instance: FrontEndMetrics | None = None
-
-    def __init__(self) -> None:
-        from prometheus_client import Counter, Histogram
-
-        self.requests = Counter("pars_frontend_requests", "Requests seen by the PARS front-end scorer, by outcome "
-                                "(scored, or the reason it fell back)", ["outcome"])
-        self.seconds = Histogram("pars_frontend_scoring_seconds", "Time a request spent in front-end scoring",
-                                 buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0))
-
-    @classmethod
-    def get(cls) -> FrontEndMetrics:
-        if cls._instance is None:
-            cls._instance = cls()
-        return cls._instance
-
-    def observe(self, result: ScoreResult, seconds: float) -> None:
-        self.requests.labels(outcome="scored" if result.score is not None else result.reason or "unknown").inc()
-        self.seconds.observe(seconds)
-
-
-def annotate(body: dict[str, Any], result: ScoreResult, mode: str, neutral: NeutralSize) -> dict[str, Any]:
-    """The body with the score (or the fallback reason) in the fields `mode` uses; `body` is not changed."""
+    In priority mode a request without a score gets the neutral priority, assigned to `holder` (the
+    request): release it from `neutral` when the request ends."""
     annotated = dict(body)
     xargs = dict(body.get("vllm_xargs") or {})
     if result.score is None:
@@ -77,7 +58,7 @@ def annotate(body: dict[str, Any], result: ScoreResult, mode: str, neutral: Neut
     if mode == "priority" and "priority" not in body:
         if result.score is not None:
             neutral.observe(result.score)
-        annotated["priority"] = priority_of(result.score if result.score is not None else neutral.value)
+        annotated["priority"] = priority_of(result.score if result.score is not None else neutral.assign(holder))
     annotated["vllm_xargs"] = xargs
     return annotated
 
@@ -94,7 +75,7 @@ class PARSScoringMiddleware:
         directory = settings.predictor or default_predictor_dir()
         self.scorer = FrontEndScorer.for_checkpoint(directory, settings)
         self.neutral = NeutralSize()
-        self.metrics = FrontEndMetrics.get()
+        self.metrics = front_end_metrics()
         logger.info("PARS front-end scorer (%s mode): predictor %s, timeout %.2f s", self.mode, directory,
                     settings.frontend_timeout_s)
 
@@ -103,12 +84,16 @@ class PARSScoringMiddleware:
             await self.app(scope, receive, send)
             return
         raw, disconnected = await _read_body(receive)
+        holder = object()  # this request, for the neutral priority it may hold until it ends
         if disconnected is None:
-            raw = await self._scored_body(scope["path"], raw)
+            raw = await self._scored_body(scope["path"], raw, holder)
             scope = {**scope, "headers": _with_content_length(scope.get("headers", []), len(raw))}
-        await self.app(scope, _replay(raw, disconnected, receive), send)
+        try:
+            await self.app(scope, _replay(raw, disconnected, receive), send)
+        finally:
+            self.neutral.release(holder)
 
-    async def _scored_body(self, path: str, raw: bytes) -> bytes:
+    async def _scored_body(self, path: str, raw: bytes, holder: Hashable) -> bytes:
         try:
             body = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError):
@@ -117,8 +102,9 @@ class PARSScoringMiddleware:
             return raw
         started = time.perf_counter()
         result = await self.scorer.score(path, body)
-        self.metrics.observe(result, time.perf_counter() - started)
-        return json.dumps(annotate(body, result, self.mode, self.neutral)).encode()
+        self.metrics.observe("scored" if result.score is not None else result.reason or "unknown",
+                             time.perf_counter() - started)
+        return json.dumps(annotate(body, result, self.mode, self.neutral, holder)).encode()
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, Message | None]:

@@ -21,19 +21,19 @@ from vllm.v1.core.sched.request_queue import RequestQueue
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request
 
-from pars.integrations.vllm.request_fields import FALLBACK_KEY, SCORE_KEY, TRUE_LENGTH_KEY
-
+from pars.integrations.vllm.metrics import scheduler_metrics
 from pars.scheduling import (
-    OraclePolicy,
-    OrderingPolicy,
-    PredictedPolicy,
+    NeutralSize,
+    OracleSizes,
+    PredictedSizes,
     RankedQueue,
     RequestView,
     SchedulerSettings,
     SchedulingCounters,
+    SizeSource,
     Verdict,
 )
-from pars.scheduling.keys import NeutralSize
+from pars.scheduling.request_fields import FALLBACK_KEY, SCORE_KEY, TRUE_LENGTH_KEY
 
 # A child of vLLM's "vllm" logger: the engine-core process configures only that one, so messages
 # logged under our own package name would be dropped there.
@@ -92,10 +92,17 @@ def request_view(request: Request) -> RequestView:
 
 
 class RankedScheduler(Scheduler):
-    """Stock vLLM scheduling, except the waiting queue is a `RankedQueue` fed by `make_policy`.
+    """Stock vLLM scheduling, except both queues it admits from are `RankedQueue`s fed by a `SizeSource`.
 
-    Public, read by tests and benchmarks: `counters` (SchedulingCounters), `ordering` (the policy),
-    `settings` (SchedulerSettings). Counters are also logged (at most every 10 s) when they change and at shutdown.
+    vLLM admits from `kv_holding_waiting` (requests that still hold KV blocks: remote KV transfers,
+    streaming-input sessions) before `waiting`; both are ranked, so PARS order and the starvation bound
+    hold in each. A preempted request returns to its place by its key (its arrival and size are kept),
+    not to the front: its key already reflects how long it has waited, and the bound still applies. The
+    preemption victim is vLLM's own choice (the most recently admitted request).
+
+    Public, read by tests and benchmarks: `counters` (SchedulingCounters), `sizes` (the size source),
+    `settings` (SchedulerSettings). Counters are Prometheus series on vLLM's /metrics (see
+    pars.integrations.vllm.metrics) and are logged (at most every 10 s) when they change and at shutdown.
     """
 
     policy_name: ClassVar[str]
@@ -110,54 +117,86 @@ class RankedScheduler(Scheduler):
     def __init__(self, vllm_config: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(vllm_config, *args, **kwargs)
         self.settings = SchedulerSettings.from_sources(vllm_config.additional_config, os.environ)
-        self.ordering = self.make_policy(vllm_config)
+        self.sizes = self.make_size_source(vllm_config)
         self.counters = SchedulingCounters()
+        self.metrics = scheduler_metrics()
         self.neutral = NeutralSize()
-        self.ranked: RankedQueue[Request] = RankedQueue(self.settings.aging, epoch=time.time())
+        epoch = time.time()
+        self.ranked: RankedQueue[Request] = RankedQueue(self.settings.aging, epoch=epoch)
+        self.ranked_kv_holding: RankedQueue[Request] = RankedQueue(self.settings.aging, epoch=epoch)
         self.waiting = RankedRequestQueue(self.ranked)
+        self.kv_holding_waiting = RankedRequestQueue(self.ranked_kv_holding)
+        self._admitted: set[str] = set()
         self._score_wait_s = self.settings.budget_ms / 1000.0
         self._last_logged = (time.monotonic(), self.counters.summary())
         logger.info("PARS %s scheduler: %s", self.policy_name, self.settings)
 
-    def make_policy(self, vllm_config: Any) -> OrderingPolicy:
+    def make_size_source(self, vllm_config: Any) -> SizeSource:
         raise NotImplementedError
 
     def add_request(self, request: Request) -> None:
         is_new = request.request_id not in self.requests
         super().add_request(request)
         if is_new:
-            verdict = self.ordering.on_arrival(request_view(request))
+            verdict = self.sizes.on_arrival(request_view(request))
             if verdict is not None:
                 self._apply(verdict)
 
     def schedule(self, *args: Any, **kwargs: Any):  # noqa: ANN201 - vLLM's SchedulerOutput
         wait_s = self._score_wait_s if self._choice_matters() else 0.0
-        for verdict in self.ordering.collect(wait_s):
+        for verdict in self.sizes.collect(wait_s):
             self._apply(verdict)
-        self.ranked.set_clock(time.time())
+        now = time.time()
+        self.ranked.set_clock(now)
+        self.ranked_kv_holding.set_clock(now)
         self._maybe_log_counters()
-        return super().schedule(*args, **kwargs)
+        output = super().schedule(*args, **kwargs)
+        self._observe_admissions(output.scheduled_new_reqs, now)
+        return output
 
     def _choice_matters(self) -> bool:
-        """Waiting for scores only pays when more requests wait than there are free slots."""
-        free = self.max_num_running_reqs - len(self.running)
-        return self.ordering.has_pending() and len(self.waiting) > free
+        """Waiting for scores only pays when more requests wait than admission has room for (vLLM's
+        admission limit: `max_num_active_reqs`, less running requests and paused streaming sessions)."""
+        free = self.max_num_active_reqs - len(self.running) - self.num_waiting_for_streaming_input
+        waiting = len(self.waiting) + len(self.kv_holding_waiting)
+        return self.sizes.has_pending() and waiting > free
 
     def _apply(self, verdict: Verdict) -> None:
+        request = self.requests.get(verdict.request_id)
+        if request is None:
+            return  # finished or aborted before its size came
+        if verdict.scoring_s is not None:
+            self.metrics.scoring_seconds.labels(policy=self.policy_name).observe(verdict.scoring_s)
         if verdict.size is None:
-            self.counters.fallback[verdict.fallback_reason or "unknown"] += 1
-            size = self.neutral.value
+            outcome = verdict.fallback_reason or "unknown"
+            self.counters.fallback[outcome] += 1
+            size = self.neutral.assign(request.request_id)
         else:
+            outcome = "sized"
             self.counters.sized += 1
             self.neutral.observe(verdict.size)
             size = verdict.size
-        request = self.requests.get(verdict.request_id)
-        if request is not None:
-            self.ranked.set_size(request, size)
+        self.metrics.requests.labels(policy=self.policy_name, outcome=outcome).inc()
+        self.ranked.set_size(request, size)
+        self.ranked_kv_holding.set_size(request, size)
+
+    def _observe_admissions(self, scheduled: Sequence[Any], now: float) -> None:
+        """Queue wait at each request's first admission, split by what ordered it."""
+        for new in scheduled:
+            request = self.requests.get(new.req_id)
+            if request is None or new.req_id in self._admitted:
+                continue
+            self._admitted.add(new.req_id)
+            ordered_by = "fallback" if self.neutral.holds(new.req_id) else "estimate"
+            self.metrics.queue_wait_seconds.labels(policy=self.policy_name, ordered_by=ordered_by).observe(
+                max(0.0, now - request.arrival_time))
 
     def _free_request(self, request: Request, *args: Any, **kwargs: Any):  # noqa: ANN201
         self.ranked.forget(request)
-        self.ordering.forget(request.request_id)
+        self.ranked_kv_holding.forget(request)
+        self.sizes.forget(request.request_id)
+        self.neutral.release(request.request_id)
+        self._admitted.discard(request.request_id)
         return super()._free_request(request, *args, **kwargs)
 
     def _maybe_log_counters(self) -> None:
@@ -168,7 +207,7 @@ class RankedScheduler(Scheduler):
             self._last_logged = (time.monotonic(), summary)
 
     def shutdown(self) -> None:
-        self.ordering.close()
+        self.sizes.close()
         logger.info("PARS %s counters at shutdown: %s", self.policy_name, self.counters.summary())
         super().shutdown()
 
@@ -202,16 +241,17 @@ class PARSScheduler(RankedScheduler):
 
     policy_name = "predicted"
 
-    def make_policy(self, vllm_config: Any) -> OrderingPolicy:
+    def make_size_source(self, vllm_config: Any) -> SizeSource:
         from pars.paths import default_predictor_dir
         from pars.scoring import predictor_score_fn
 
         directory = self.settings.predictor or default_predictor_dir()
-        return PredictedPolicy(
+        return PredictedSizes(
             score=predictor_score_fn(directory, batch_size=self.settings.max_batch, lazy=True),
             decode=_tokenizer_decoder(vllm_config),
             max_prompt_tokens=self.settings.max_prompt_tokens,
             max_batch=self.settings.max_batch,
+            max_queued=self.settings.max_queued,
             timeout_s=self.settings.timeout_s,
         )
 
@@ -222,8 +262,8 @@ class OracleScheduler(RankedScheduler):
 
     policy_name = "oracle"
 
-    def make_policy(self, vllm_config: Any) -> OrderingPolicy:
-        return OraclePolicy()
+    def make_size_source(self, vllm_config: Any) -> SizeSource:
+        return OracleSizes()
 
 
 class PARSAsyncScheduler(PARSScheduler, AsyncScheduler):

@@ -1,33 +1,24 @@
-"""Policies: fcfs, oracle and predicted verdicts, including every fallback reason."""
+"""Size sources: oracle and predicted verdicts, including every fallback reason."""
 
 import math
 
 import pytest
 
-from pars.scheduling import POLICY_CLASSES, FCFSPolicy, OraclePolicy, PredictedPolicy, RequestView
+from pars.scheduling import OracleSizes, PredictedSizes, RequestView
 
 
 def view(rid="r", tokens=(5, 6, 7), true_length=None) -> RequestView:
     return RequestView(rid, list(tokens), true_length)
 
 
-def test_policies_are_chosen_by_name():
-    assert set(POLICY_CLASSES) == {"fcfs", "oracle", "predicted"}
-
-
-def test_fcfs_gives_everyone_the_same_size():
-    policy = FCFSPolicy()
-    assert policy.on_arrival(view("a")).size == policy.on_arrival(view("b")).size == 0.0
-
-
 @pytest.mark.parametrize("length", [0, 7, 2048, "300"])
 def test_oracle_size_grows_with_true_length(length):
-    assert OraclePolicy().on_arrival(view(true_length=length)).size == pytest.approx(math.log2(1 + float(length)))
+    assert OracleSizes().on_arrival(view(true_length=length)).size == pytest.approx(math.log2(1 + float(length)))
 
 
 @pytest.mark.parametrize("length", [None, "many", -3, True, math.inf])
 def test_oracle_without_a_valid_length_falls_back(length):
-    verdict = OraclePolicy().on_arrival(view(true_length=length))
+    verdict = OracleSizes().on_arrival(view(true_length=length))
     assert verdict.size is None and verdict.fallback_reason == "missing_true_length"
 
 
@@ -55,7 +46,7 @@ def test_predicted_scores_decoded_prompts_in_batches():
         batches.append(list(prompts))
         return [float(len(p)) for p in prompts]
 
-    policy = PredictedPolicy(score, decode, max_batch=32)
+    policy = PredictedSizes(score, decode, max_batch=32)
     try:
         for i in range(40):
             assert policy.on_arrival(view(f"r{i}", tokens=range(1, i + 2))) is None
@@ -69,7 +60,7 @@ def test_predicted_scores_decoded_prompts_in_batches():
 
 
 def test_predicted_falls_back_on_prompts_it_cannot_handle():
-    policy = PredictedPolicy(lambda prompts: [1.0] * len(prompts), decode, max_prompt_tokens=10)
+    policy = PredictedSizes(lambda prompts: [1.0] * len(prompts), decode, max_prompt_tokens=10)
     try:
         assert policy.on_arrival(view("empty", tokens=())).fallback_reason == "empty_prompt"
         assert policy.on_arrival(view("huge", tokens=range(1, 20))).fallback_reason == "prompt_too_long"
@@ -90,7 +81,7 @@ def test_predicted_falls_back_when_the_predictor_raises_or_returns_nonsense():
             raise RuntimeError("injected predictor fault")
         return [math.nan] * len(prompts)
 
-    policy = PredictedPolicy(score, decode)
+    policy = PredictedSizes(score, decode)
     try:
         policy.on_arrival(view("raises", tokens=(9,)))
         assert {v.fallback_reason for v in collect_all(policy, 1).values()} == {"predictor_error"}
@@ -102,7 +93,7 @@ def test_predicted_falls_back_when_the_predictor_raises_or_returns_nonsense():
 
 def test_predicted_uses_the_front_end_score_and_never_scores_in_the_engine():
     scored = []
-    policy = PredictedPolicy(lambda prompts: scored.extend(prompts) or [1.0] * len(prompts), decode)
+    policy = PredictedSizes(lambda prompts: scored.extend(prompts) or [1.0] * len(prompts), decode)
     try:
         assert policy.on_arrival(RequestView("a", [1, 2], front_end_score=2.5)).size == 2.5
         assert policy.on_arrival(RequestView("b", [1, 2], front_end_score="-0.5")).size == -0.5
@@ -124,7 +115,7 @@ def test_a_forgotten_request_gets_no_verdict_and_is_not_scored_if_its_batch_has_
         scored.extend(prompts)
         return [1.0] * len(prompts)
 
-    policy = PredictedPolicy(score, decode)
+    policy = PredictedSizes(score, decode)
     try:
         policy.on_arrival(view("running", tokens=(1,)))
         import time

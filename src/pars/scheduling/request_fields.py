@@ -1,4 +1,4 @@
-"""The request fields PARS reads and writes, in one place (no vllm import, so front ends stay light).
+"""The request fields PARS reads and writes, in one place (engine-free, so front ends and benchmarks stay light).
 
 `SamplingParams.extra_args` keys (HTTP: `vllm_xargs`): the front end writes SCORE_KEY (the ranker's
 score) or FALLBACK_KEY (why it has none, so the engine does not score it again); benchmarks write

@@ -1,9 +1,9 @@
-"""Ordering policies behind one interface, chosen by name: where a request's size estimate comes from.
+"""Size sources: where a waiting request's size estimate comes from (smaller runs first).
 
-fcfs: every request has the same size (arrival order). oracle: the true response length the client
-sent (benchmarks only). predicted: the PARS ranker's score, normally computed by the front end and
-carried by the request; requests that arrive without one are scored here, in micro-batches off the
-engine step (the fallback path).
+("Policy" in PARS means the named serving choice a user picks: fcfs, pars, oracle, or a baseline.)
+oracle: the true response length the client sent (benchmarks only). predicted: the PARS ranker's score,
+normally computed by the front end and carried by the request; requests that arrive without one are
+scored here, in micro-batches off the engine step (the fallback path).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
-from typing import ClassVar
 
 from pars.scoring.batcher import ScoreFn, ScoreResult, ScoringBatcher
 
@@ -38,17 +37,16 @@ class Verdict:
     request_id: str
     size: float | None = None
     fallback_reason: str | None = None
+    scoring_s: float | None = None  # how long the engine's own scoring took, for verdicts it scored
 
     @classmethod
     def fallback(cls, request_id: str, reason: str) -> Verdict:
         return cls(request_id, None, reason)
 
 
-class OrderingPolicy(ABC):
+class SizeSource(ABC):
     """Turns arriving requests into verdicts; the engine calls `on_arrival` once per request and
     `collect` once per step, and must not wait longer than `wait_s` there."""
-
-    name: ClassVar[str]
 
     @abstractmethod
     def on_arrival(self, request: RequestView) -> Verdict | None:
@@ -68,22 +66,11 @@ class OrderingPolicy(ABC):
         """Release threads or models."""
 
 
-class FCFSPolicy(OrderingPolicy):
-    """Same size for everyone: the queue degenerates to arrival order (aging changes nothing)."""
-
-    name = "fcfs"
-
-    def on_arrival(self, request: RequestView) -> Verdict:
-        return Verdict(request.request_id, 0.0)
-
-
-class OraclePolicy(OrderingPolicy):
+class OracleSizes(SizeSource):
     """Size = log2(1 + true length), read from the request; a missing or invalid length falls back.
 
     log2 makes one key unit mean "twice as long", the same order of scale as predictor scores.
     """
-
-    name = "oracle"
 
     def on_arrival(self, request: RequestView) -> Verdict:
         try:
@@ -115,12 +102,10 @@ def finite_float(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
-class PredictedPolicy(OrderingPolicy):
+class PredictedSizes(SizeSource):
     """Size = the front end's score when the request carries one; otherwise the ranker's score of the
     decoded prompt, scored in micro-batches on the scorer thread (requests from `LLM.generate`, token-id
     prompts). `timeout_s` bounds how long a request waits for that fallback score."""
-
-    name = "predicted"
 
     def __init__(
         self,
@@ -128,13 +113,15 @@ class PredictedPolicy(OrderingPolicy):
         decode: Callable[[Sequence[int]], str],
         max_prompt_tokens: int = 32768,
         max_batch: int = 8,
+        max_queued: int = 256,
         timeout_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.max_prompt_tokens = max_prompt_tokens
         self.timeout_s = timeout_s
         self.clock = clock
-        self.batcher: ScoringBatcher[Sequence[int]] = ScoringBatcher(score, decode, max_batch=max_batch)
+        self.batcher: ScoringBatcher[Sequence[int]] = ScoringBatcher(score, decode, max_batch=max_batch,
+                                                                      max_queued=max_queued)
         self._pending: dict[str, tuple[float, Future[ScoreResult]]] = {}
 
     def on_arrival(self, request: RequestView) -> Verdict | None:
@@ -160,7 +147,7 @@ class PredictedPolicy(OrderingPolicy):
             if future.done():
                 del self._pending[rid]
                 score, reason = future.result()
-                verdicts.append(Verdict(rid, score) if reason is None else Verdict.fallback(rid, reason))
+                verdicts.append(Verdict(rid, score, reason, scoring_s=now - submitted))
             elif now - submitted > self.timeout_s:
                 del self._pending[rid]
                 future.cancel()  # dropped before scoring if its batch has not started
@@ -177,8 +164,3 @@ class PredictedPolicy(OrderingPolicy):
 
     def close(self) -> None:
         self.batcher.close()
-
-
-POLICY_CLASSES: dict[str, type[OrderingPolicy]] = {
-    cls.name: cls for cls in (FCFSPolicy, OraclePolicy, PredictedPolicy)
-}
