@@ -128,3 +128,33 @@ def test_a_forgotten_request_gets_no_verdict_and_is_not_scored_if_its_batch_has_
     finally:
         policy.close()
     assert set(got) == {"running"} and "w2" not in scored
+
+
+def test_a_fallback_score_later_than_the_timeout_falls_back_and_its_queued_item_is_never_scored():
+    import threading
+
+    gate, scored, now = threading.Event(), [], [0.0]
+
+    def hung(prompts):  # an intentionally hung predictor (injected fault)
+        gate.wait(5)
+        scored.extend(prompts)
+        return [1.0] * len(prompts)
+
+    policy = PredictedSizes(hung, decode, max_batch=1, timeout_s=5.0, clock=lambda: now[0])
+    try:
+        policy.on_arrival(view("running", tokens=(1,)))
+        import time
+
+        time.sleep(0.05)  # "running" is in the hung batch; "queued" waits behind it
+        policy.on_arrival(view("queued", tokens=(2,)))
+        now[0] = 4.9
+        assert policy.collect(0.0) == [] and policy.has_pending()
+        now[0] = 5.1
+        verdicts = {v.request_id: v.fallback_reason for v in policy.collect(0.0)}
+        assert verdicts == {"running": "timeout", "queued": "timeout"} and not policy.has_pending()
+        gate.set()
+        time.sleep(0.05)
+        assert policy.collect(0.0) == [], "a late score produced a second verdict"
+    finally:
+        policy.close()
+    assert scored == ["w1"] and policy.batcher.abandoned == 1
