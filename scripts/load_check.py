@@ -135,6 +135,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from pars.bench.http import free_port, running_process
+    from pars.integrations.vllm.metrics import MULTIPROC_ENV, reset_metrics_dir
     from pars.integrations.vllm.serve import MIDDLEWARE, serve_argv
 
     port = free_port()
@@ -145,6 +146,7 @@ def main() -> int:
                   "PARS_LOAD_CHECK_FAIL": str(args.fail), "PARS_LOAD_CHECK_HANG": str(args.hang),
                   "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     server_env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)  # the real layout: engine core in its own process
+    reset_metrics_dir(Path(env[MULTIPROC_ENV]))  # what `pars serve` does before it starts the server
     args.out.mkdir(parents=True, exist_ok=True)
     with running_process(argv, server_env, f"http://127.0.0.1:{port}", args.out / "load_check_server.log") as url:
         started = time.monotonic()

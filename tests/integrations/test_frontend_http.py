@@ -167,3 +167,37 @@ def test_every_request_is_served_when_every_front_end_score_times_out(tiny_model
     log_text = log_path.read_text()
     assert len(re.findall(r'"POST /v1/chat/completions HTTP/1.1" 200', log_text)) == len(USER_PROMPTS)
     assert "PARS predicted scheduler" in log_text
+
+
+def test_pars_serve_reports_front_end_and_scheduler_series_on_metrics(pars_mode_server, tiny_model):
+    """The scheduler's series come from the engine-core process (prometheus multiprocess mode), the
+    front end's from the API server; a token-id prompt is the one the engine scores itself."""
+    url, _ = pars_mode_server
+    model = str(tiny_model)
+    series = {
+        "front_scored": ("pars_frontend_requests_total", {"outcome": "scored"}),
+        "front_token_prompt": ("pars_frontend_requests_total", {"outcome": "token_prompt"}),
+        "sched_sized": ("pars_scheduler_requests_total", {"policy": "predicted", "outcome": "sized"}),
+        "sched_all": ("pars_scheduler_requests_total", {"policy": "predicted"}),
+        "admitted": ("pars_scheduler_queue_wait_seconds_count", {"policy": "predicted"}),
+    }
+    with httpx.Client(base_url=url, timeout=120.0) as client:
+        def read() -> dict[str, float]:
+            text = client.get("/metrics").text
+            return {key: metric_value(text, name, **labels) for key, (name, labels) in series.items()}
+
+        before = read()
+        for text in ("Say hello.", "List three prime numbers.", "Define entropy in one sentence."):
+            body = {"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": 4}
+            assert client.post("/v1/chat/completions", json=body).status_code == 200
+        token_ids = {"model": model, "prompt": [5, 6, 7, 8, 9], "max_tokens": 4}
+        assert client.post("/v1/completions", json=token_ids).status_code == 200
+        deadline = time.monotonic() + 30
+        while (after := read())["sched_all"] - before["sched_all"] < 4:
+            assert time.monotonic() < deadline, f"scheduler series never reached /metrics: {after}"
+            time.sleep(0.2)
+    delta = {key: after[key] - before[key] for key in series}
+    # The token-id request is either scored by the engine in time (sized) or runs first and is counted as
+    # "left_before_score": exactly one outcome per request either way.
+    assert delta["front_scored"] == 3 and delta["front_token_prompt"] == 1, delta
+    assert delta["sched_all"] == 4 and delta["admitted"] == 4 and delta["sched_sized"] >= 3, delta

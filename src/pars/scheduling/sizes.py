@@ -59,8 +59,9 @@ class SizeSource(ABC):
     def has_pending(self) -> bool:
         return False
 
-    def forget(self, request_id: str) -> None:
-        """The request finished or was aborted: drop any work still pending for it."""
+    def forget(self, request_id: str) -> bool:
+        """The request finished or was aborted: drop any work still pending for it; True if there was."""
+        return False
 
     def close(self) -> None:
         """Release threads or models."""
@@ -157,10 +158,11 @@ class PredictedSizes(SizeSource):
     def has_pending(self) -> bool:
         return bool(self._pending)
 
-    def forget(self, request_id: str) -> None:
+    def forget(self, request_id: str) -> bool:
         entry = self._pending.pop(request_id, None)
         if entry is not None:
             entry[1].cancel()
+        return entry is not None
 
     def close(self) -> None:
         self.batcher.close()

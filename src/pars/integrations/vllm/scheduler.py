@@ -40,6 +40,7 @@ from pars.scheduling.request_fields import FALLBACK_KEY, SCORE_KEY, TRUE_LENGTH_
 logger = logging.getLogger("vllm.pars")
 
 COUNTER_LOG_INTERVAL_S = 10.0
+LEFT_BEFORE_SCORE = "left_before_score"  # finished or aborted while its fallback score was pending
 
 
 class RankedRequestQueue(RequestQueue):
@@ -168,17 +169,22 @@ class RankedScheduler(Scheduler):
         if verdict.scoring_s is not None:
             self.metrics.scoring_seconds.labels(policy=self.policy_name).observe(verdict.scoring_s)
         if verdict.size is None:
-            outcome = verdict.fallback_reason or "unknown"
-            self.counters.fallback[outcome] += 1
+            self._count(verdict.fallback_reason or "unknown")
             size = self.neutral.assign(request.request_id)
         else:
-            outcome = "sized"
-            self.counters.sized += 1
+            self._count(None)
             self.neutral.observe(verdict.size)
             size = verdict.size
-        self.metrics.requests.labels(policy=self.policy_name, outcome=outcome).inc()
         self.ranked.set_size(request, size)
         self.ranked_kv_holding.set_size(request, size)
+
+    def _count(self, fallback_reason: str | None) -> None:
+        """One outcome per request: sized (None) or the reason it fell back."""
+        if fallback_reason is None:
+            self.counters.sized += 1
+        else:
+            self.counters.fallback[fallback_reason] += 1
+        self.metrics.requests.labels(policy=self.policy_name, outcome=fallback_reason or "sized").inc()
 
     def _observe_admissions(self, scheduled: Sequence[Any], now: float) -> None:
         """Queue wait at each request's first admission, split by what ordered it."""
@@ -187,14 +193,17 @@ class RankedScheduler(Scheduler):
             if request is None or new.req_id in self._admitted:
                 continue
             self._admitted.add(new.req_id)
-            ordered_by = "fallback" if self.neutral.holds(new.req_id) else "estimate"
+            ordered_by = ("pending" if not self.ranked.has_size(request)
+                          else "fallback" if self.neutral.holds(new.req_id) else "estimate")
             self.metrics.queue_wait_seconds.labels(policy=self.policy_name, ordered_by=ordered_by).observe(
                 max(0.0, now - request.arrival_time))
 
     def _free_request(self, request: Request, *args: Any, **kwargs: Any):  # noqa: ANN201
         self.ranked.forget(request)
         self.ranked_kv_holding.forget(request)
-        self.sizes.forget(request.request_id)
+        if self.sizes.forget(request.request_id):
+            # it ran (or was aborted) before its score came: admitted in arrival order, counted as such
+            self._count(LEFT_BEFORE_SCORE)
         self.neutral.release(request.request_id)
         self._admitted.discard(request.request_id)
         return super()._free_request(request, *args, **kwargs)
