@@ -158,3 +158,20 @@ def test_both_scheduler_flavours_construct_and_the_engine_gets_the_one_matching_
     assert type(built) is PARSAsyncScheduler and isinstance(built, AsyncScheduler)
     assert isinstance(built.waiting, type(sync.waiting)), "the async flavour lost the PARS waiting queue"
     built.shutdown()
+
+
+def test_building_an_engine_leaves_the_variables_pars_sets_as_they_were(tiny_model, predictor_dir, monkeypatch):
+    """vLLM itself exports variables while it builds an engine (LD_PRELOAD, ...); PARS's defaults must not
+    leak: before this, build_llm left VLLM_CPU_KVCACHE_SPACE set for the whole process."""
+    import os
+
+    from pars.integrations.vllm import build_llm
+    from pars.integrations.vllm.engine import CPU_DEFAULTS
+
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    before = {name: os.environ.get(name) for name in CPU_DEFAULTS}
+    llm = build_llm(tiny_model, "fcfs", max_num_seqs=2, max_model_len=512)
+    try:
+        assert {name: os.environ.get(name) for name in CPU_DEFAULTS} == before
+    finally:
+        llm.llm_engine.engine_core.shutdown()

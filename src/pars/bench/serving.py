@@ -30,6 +30,7 @@ from pars.bench.traces import load_trace
 from pars.bench.workload import (ArrivalPlan, PoolPrompt, Workload, WorkloadRequest, length_hints, prompt_pool,
                                  scale_length)
 from pars.data import PromptSplit, load_records
+from pars.integrations.vllm.engine import scoped_environ
 from pars.integrations.vllm.middleware import annotate
 from pars.integrations.vllm.policies import get_policy, scheduler_config
 from pars.scheduling.request_fields import TRUE_LENGTH_KEY
@@ -271,18 +272,9 @@ def engine_environment(settings: EngineSettings) -> Iterator[None]:
     OMP_NUM_THREADS is the same for every policy's engine core: unpinned, loading a predictor changed the
     engine process's OpenMP threading and stock FCFS steps ran 40x slower on 2 cores (docs/vllm.md).
     """
-    wanted = {"VLLM_CPU_KVCACHE_SPACE": str(settings.kv_cache_gib), "OMP_NUM_THREADS": str(settings.omp_threads),
-              "VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING")}  # keep output readable
-    saved = {name: os.environ.get(name) for name in wanted}
-    os.environ.update(wanted)
-    try:
+    with scoped_environ({"VLLM_CPU_KVCACHE_SPACE": str(settings.kv_cache_gib), "OMP_NUM_THREADS": str(settings.omp_threads),
+                         "VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING")}):  # readable output
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def front_end_for(spec: PolicySpec) -> FrontEnd | None:
