@@ -127,5 +127,4 @@ def test_records(predictor: Predictor, data: str | None = None, label: str = "to
     if data is not None and not Path(data).is_dir():
         return load_records(data, label=label)
     records = load_records(data or bundled_data_dir(), label=label)
-    split = PromptSplit(**predictor.config.training.get("split", {}))
-    return split.partition(records)["test"]
+    return predictor.config.split.partition(records)["test"]

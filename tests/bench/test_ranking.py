@@ -1,19 +1,18 @@
-"""The ranking benchmark: its grid, the frozen-embedding cache, seed statistics, and `pars bench rank` end to end."""
+"""The ranking benchmark: its grid, the shared embedding cache, seed statistics, and `pars bench rank` end to end."""
 
 import json
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
-from pars.bench.ranking import (CROSS_MODELS, CachedEmbeddingRanker, RunOutcome, RunSpec, build_plan,
-                                load_bench_data, train_run)
+from pars.bench.ranking import CROSS_MODELS, RunOutcome, RunSpec, build_plan, load_bench_data, train_run
 from pars.bench.ranking_report import row_stats
 from pars.cli import app
 from pars.data import load_bundled
 from pars.paths import bundled_data_dir
 from pars.predictor import Predictor
+from pars.predictor.embeddings import EmbeddingCache
 
 LOSS_NAMES = {"margin", "listmle", "pointwise", "classify"}
 TINY_MODELS = [*CROSS_MODELS, "vicuna-13b-v1.5-togetherai", "higgs-llama-3-70b-v2"]
@@ -50,20 +49,6 @@ def test_run_key_changes_with_every_setting():
     assert len({base.key, *(v.key for v in variants)}) == len(variants) + 1
 
 
-def test_cached_embeddings_match_the_encoder_and_are_computed_once():
-    predictor = Predictor.untrained(max_length=32)
-    batch = predictor.tokenize(["a short prompt", "a somewhat longer prompt about ranking", "a short prompt"])
-    expected = predictor.ranker.embed(batch["input_ids"], batch["attention_mask"]).detach()
-    cache = {}
-    cached = CachedEmbeddingRanker(predictor.ranker, cache)
-    first = cached.embed(batch["input_ids"], batch["attention_mask"])
-    assert len(cache) == 2
-    torch.testing.assert_close(first, expected, atol=1e-5, rtol=1e-4)
-    alone = predictor.tokenize(["a short prompt"])  # no padding now: same tokens, same cache entry
-    torch.testing.assert_close(cached.embed(alone["input_ids"], alone["attention_mask"])[0], expected[0])
-    assert len(cache) == 2
-
-
 def test_row_stats_are_mean_and_sample_std_over_seeds():
     runs = [{"kendall_tau": 0.2, "pairwise_accuracy": 0.6, "spearman": 0.3, "noise_pair_tau": 0.1,
              "per_source": {"s": 0.2}},
@@ -94,10 +79,25 @@ def tiny_jsonl(tmp_path_factory):
 
 def test_a_frozen_run_saves_a_whole_checkpoint_that_scores_like_the_run(tiny_jsonl, tmp_path):
     data = load_bench_data(str(tiny_jsonl))
-    outcome = train_run(RunSpec(loss="pointwise", head_epochs=2), data, {}, tmp_path / "checkpoint")
+    outcome = train_run(RunSpec(loss="pointwise", head_epochs=2), data, EmbeddingCache(), tmp_path / "checkpoint")
     loaded = Predictor.load(tmp_path / "checkpoint", precision="fp32")  # bit-stable, like the run
     np.testing.assert_allclose(loaded.score(data.test_prompts), outcome.scores, atol=1e-4)
     assert loaded.config.training["loss"] == "pointwise"
+
+
+def test_frozen_runs_share_the_injected_embedding_cache(tiny_jsonl, monkeypatch):
+    data = load_bench_data(str(tiny_jsonl))
+    embeddings = EmbeddingCache()
+    first = train_run(RunSpec(head_epochs=1), data, embeddings)
+    filled = len(embeddings)
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("the second run encoded prompts the first one had cached")
+
+    monkeypatch.setattr(Predictor, "embed", no_encoding)
+    second = train_run(RunSpec(head_epochs=1, seed=1, train_model="gpt4_1106_preview"), data, embeddings)
+    assert len(embeddings) == filled
+    assert len(second.scores) == len(first.scores) == len(data.test_prompts)
 
 
 def test_bench_rank_quick_end_to_end_writes_tables_json_and_plots(tiny_jsonl, tmp_path):

@@ -1,9 +1,13 @@
 import json
+import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
-from pars.predictor import CheckpointError, EncoderNotFound, Predictor
+from pars.data.splits import PromptSplit
+from pars.predictor import CheckpointError, EncoderNotFound, Predictor, PredictorConfig
 
 PROMPTS = ["Write a detailed essay on the causes of World War I.", "What is 2 + 2?", "", "x " * 5000]
 
@@ -67,3 +71,49 @@ def test_missing_files_and_bad_config_fail_with_a_clear_error(saved, tmp_path):
 def test_unknown_encoder_is_never_downloaded(tmp_path):
     with pytest.raises(EncoderNotFound, match="never downloaded"):
         Predictor.untrained("bert-base-uncased")
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("config.json", b"garbage", "unreadable config.json"),
+    ("config.json", b"[]", "unreadable config.json"),
+    ("encoder_config.json", b"\xff\xfe", "unreadable encoder_config.json"),
+    ("model.safetensors", b"not a safetensors file", "corrupt weights"),
+])
+def test_the_cheap_checkpoint_check_catches_corrupt_files_before_any_loading(saved, tmp_path, name, content, message):
+    from pars.predictor.model import check_checkpoint
+
+    _, directory = saved
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for item in directory.iterdir():
+        (broken / item.name).write_bytes(item.read_bytes())
+    (broken / name).write_bytes(content)
+    with pytest.raises(CheckpointError, match=f"{message}.*pars train"):
+        check_checkpoint(broken)
+    assert check_checkpoint(directory) == directory
+
+
+def test_a_checkpoint_gives_back_the_prompt_split_it_was_trained_with(saved, tmp_path):
+    predictor, _ = saved
+    split = PromptSplit(seed=7, val_fraction=0.15, test_fraction=0.25)
+    config = replace(predictor.config, training={"split": split.to_dict()})  # as `pars train` records it
+    directory = Predictor(config, predictor.tokenizer, predictor.ranker).save(tmp_path / "split")
+    assert PredictorConfig.read(directory).split == split
+    assert Predictor.load(directory).config.split == split
+
+
+def test_a_checkpoint_without_a_recorded_split_gives_the_training_default(saved):
+    _, directory = saved
+    assert PredictorConfig.read(directory).split == PromptSplit()
+    with pytest.raises(CheckpointError, match="has no config.json"):
+        PredictorConfig.read(directory.parent / "nowhere")
+
+
+def test_loading_and_scoring_change_no_process_wide_settings(saved, monkeypatch):
+    _, directory = saved
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TOKENIZERS_PARALLELISM"):
+        monkeypatch.delenv(name, raising=False)  # unset, so a setdefault would show
+    environment, threads = dict(os.environ), torch.get_num_threads()
+    Predictor.load(directory).score(PROMPTS)
+    assert dict(os.environ) == environment
+    assert torch.get_num_threads() == threads

@@ -5,7 +5,9 @@ import torch
 from pars.data.labels import group_by_prompt
 from pars.metrics import pairwise_accuracy
 from pars.predictor import Predictor
-from pars.predictor.training import TrainSettings, initial_head_bias, train
+from pars.predictor import training
+from pars.predictor.embeddings import EmbeddingCache
+from pars.predictor.training import Stage, TrainSettings, initial_head_bias, train
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +22,7 @@ def test_frozen_encoder_training_fits_the_head_only_and_learns_the_training_orde
     encoder_before = {k: v.clone() for k, v in predictor.ranker.encoder.state_dict().items()}
     before = pairwise_accuracy(predictor.score(train_labels.prompts), train_labels.lengths)
     result = train(predictor, train_labels, val_labels,
-                   TrainSettings(loss=loss, freeze_encoder=True, frozen_epochs=40, batch_size=16, head_lr=1e-2))
+                   TrainSettings(loss=loss, freeze_encoder=True, head_epochs=40, batch_size=16, head_lr=1e-2))
     after = pairwise_accuracy(predictor.score(train_labels.prompts), train_labels.lengths)
     for name, tensor in predictor.ranker.encoder.state_dict().items():
         assert torch.equal(tensor, encoder_before[name]), name
@@ -35,7 +37,7 @@ def test_frozen_encoder_training_fits_the_head_only_and_learns_the_training_orde
 def test_margin_training_counts_kept_and_filtered_pairs(small_labels):
     train_labels, val_labels = small_labels
     result = train(Predictor.untrained(seed=0), train_labels, val_labels,
-                   TrainSettings(freeze_encoder=True, frozen_epochs=1, batch_size=16))
+                   TrainSettings(freeze_encoder=True, head_epochs=1, batch_size=16))
     epoch = result.history[0]
     assert epoch.pairs_kept > 0 and epoch.pairs_filtered > 0
     assert epoch.pairs_kept + epoch.pairs_filtered == 3 * (16 * 15 // 2)
@@ -55,3 +57,88 @@ def test_classify_head_starts_at_smoothed_log_bucket_shares():
 def test_ranking_losses_keep_the_fresh_head_bias():
     assert initial_head_bias("margin", np.ones((2, 1)), ()) is None
     assert initial_head_bias("listmle", np.ones((2, 1)), ()) is None
+
+
+def test_default_recipe_is_a_linear_probe_then_fine_tuning():
+    assert TrainSettings().stages() == (Stage("linear_probe", 60, head_only=True), Stage("fine_tune", 3, head_only=False))
+    assert TrainSettings(head_epochs=0).stages() == (Stage("fine_tune", 3, head_only=False),)
+    assert TrainSettings(freeze_encoder=True, head_epochs=5).stages() == (Stage("linear_probe", 5, head_only=True),)
+    with pytest.raises(ValueError, match="nothing to train"):
+        TrainSettings(freeze_encoder=True, head_epochs=0)
+    with pytest.raises(ValueError, match=">= 0"):
+        TrainSettings(head_epochs=-1)
+
+
+def scripted_accuracy(monkeypatch, accuracies):
+    """Validation pair accuracy per epoch, in order, whatever the weights: which epoch is best is then known."""
+    left = list(accuracies)
+    monkeypatch.setattr(training, "pairwise_accuracy", lambda *args, **kwargs: left.pop(0))
+
+
+def epoch_end_snapshots(predictor, steps_per_epoch):
+    """An `on_step` hook and the list it fills with the ranker's weights at the end of each epoch."""
+    snapshots = []
+
+    def on_step(step, total, loss):
+        if step % steps_per_epoch == 0:
+            snapshots.append({k: v.clone() for k, v in predictor.ranker.state_dict().items()})
+
+    return on_step, snapshots
+
+
+def assert_same_weights(actual, expected):
+    assert actual.keys() == expected.keys()
+    for name in actual:
+        assert torch.equal(actual[name], expected[name]), name
+
+
+def test_head_only_training_ends_at_the_best_validation_epoch_not_the_last(small_labels, monkeypatch):
+    train_labels, val_labels = small_labels  # 48 prompts in batches of 16: 3 steps an epoch
+    predictor = Predictor.untrained(seed=0)
+    on_step, snapshots = epoch_end_snapshots(predictor, 3)
+    scripted_accuracy(monkeypatch, [0.5, 0.9, 0.6])
+    result = train(predictor, train_labels, val_labels, TrainSettings(freeze_encoder=True, head_epochs=3,
+                                                                      batch_size=16, head_lr=1e-2), on_step)
+    assert (result.best_stage, result.best_epoch) == ("linear_probe", 2)
+    assert_same_weights(predictor.ranker.state_dict(), snapshots[1])
+    assert not torch.equal(predictor.ranker.head.weight, snapshots[2]["head.weight"])  # the last epoch moved on
+
+
+def test_fine_tuning_that_never_beats_the_linear_probe_leaves_the_probe_weights(small_labels, monkeypatch):
+    train_labels, val_labels = small_labels
+    predictor = Predictor.untrained(seed=0)
+    encoder_before = {k: v.clone() for k, v in predictor.ranker.encoder.state_dict().items()}
+    on_step, snapshots = epoch_end_snapshots(predictor, 3)
+    scripted_accuracy(monkeypatch, [0.5, 0.9, 0.6, 0.7])  # 3 linear-probe epochs, then 1 fine-tuning epoch
+    result = train(predictor, train_labels, val_labels, TrainSettings(head_epochs=3, epochs=1, batch_size=16), on_step)
+    assert [(h.stage, h.epoch) for h in result.history] == [("linear_probe", 1), ("linear_probe", 2),
+                                                             ("linear_probe", 3), ("fine_tune", 1)]
+    assert (result.best_stage, result.best_epoch) == ("linear_probe", 2)
+    assert not torch.equal(snapshots[3]["encoder.embeddings.word_embeddings.weight"],
+                           encoder_before["embeddings.word_embeddings.weight"])  # fine-tuning did move the encoder
+    assert_same_weights(predictor.ranker.state_dict(), snapshots[1])
+    assert all(p.requires_grad for p in predictor.ranker.parameters())
+
+
+def test_head_epochs_0_fine_tunes_from_the_fresh_head_without_a_probe(small_labels):
+    train_labels, val_labels = small_labels
+    result = train(Predictor.untrained(seed=0), train_labels, val_labels,
+                   TrainSettings(head_epochs=0, epochs=1, batch_size=16))
+    assert [(h.stage, h.epoch) for h in result.history] == [("fine_tune", 1)]
+    assert (result.best_stage, result.best_epoch) == ("fine_tune", 1)
+
+
+def test_head_only_training_reads_the_injected_embedding_cache(small_labels, monkeypatch):
+    train_labels, val_labels = small_labels
+    predictor = Predictor.untrained(seed=0)
+    embeddings = EmbeddingCache()
+    embeddings.vectors(predictor, train_labels.prompts + val_labels.prompts)
+    filled = len(embeddings)
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("the encoder ran although every vector was in the injected cache")
+
+    monkeypatch.setattr(Predictor, "embed", no_encoding)
+    train(predictor, train_labels, val_labels, TrainSettings(freeze_encoder=True, head_epochs=2, batch_size=16),
+          embeddings=embeddings)
+    assert len(embeddings) == filled

@@ -23,7 +23,8 @@ from pars.data.records import LengthRecord
 from pars.data.splits import PromptSplit
 from pars.evaluation import distinct_prompts
 from pars.jobs import TrainJob, data_fingerprint, load_job_records
-from pars.predictor.model import LengthRanker, Predictor
+from pars.predictor.embeddings import EmbeddingCache
+from pars.predictor.model import Predictor, outputs_to_scores
 from pars.predictor.training import LOSSES, TrainSettings, train
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class RunSpec:
 
     def settings(self) -> TrainSettings:
         return TrainSettings(loss=self.loss, margin=self.margin, threshold=self.threshold, epochs=self.epochs,
-                             seed=self.seed, freeze_encoder=self.freeze_encoder, frozen_epochs=self.head_epochs)
+                             seed=self.seed, freeze_encoder=self.freeze_encoder, head_epochs=self.head_epochs)
 
 
 @dataclass(frozen=True)
@@ -129,42 +130,6 @@ def load_bench_data(data: str | None = None, split_seed: int = 0) -> BenchData:
     return BenchData(data or "bundled", split, split.partition(records), data_fingerprint(records))
 
 
-class CachedEmbeddingRanker(LengthRanker):
-    """A ranker over a FROZEN encoder: each token sequence's pooled embedding is computed once, and only
-    the head is a registered parameter.
-
-    The training loop re-scores the validation prompts after every head-only epoch and copies the state of
-    the best epoch; with the encoder outside the state that is cheap, and the embeddings are shared across
-    epochs and runs. Its `state_dict` holds the head alone: do not save it as a checkpoint.
-    """
-
-    def __init__(self, ranker: LengthRanker, cache: dict[bytes, torch.Tensor]) -> None:
-        torch.nn.Module.__init__(self)
-        self.frozen_encoder = (ranker.encoder,)  # a tuple, so torch does not register it as a submodule
-        self.pooling, self.head = ranker.pooling, ranker.head
-        self.cache = cache
-
-    @property
-    def encoder(self) -> torch.nn.Module:
-        return self.frozen_encoder[0]
-
-    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        keys = [ids[mask.bool()].numpy().tobytes() for ids, mask in zip(input_ids, attention_mask)]
-        missing = [i for i, key in enumerate(keys) if key not in self.cache]
-        if missing:
-            with torch.no_grad():
-                fresh = super().embed(input_ids[missing], attention_mask[missing])
-            self.cache.update({keys[i]: row for i, row in zip(missing, fresh)})
-        return torch.stack([self.cache[key] for key in keys])
-
-
-def warm_cache(cache: dict[bytes, torch.Tensor], prompts: list[str], max_length: int) -> None:
-    """Embed every prompt once, sorted by length (`Predictor.embed` pads little), before the frozen runs."""
-    predictor = Predictor.untrained(max_length=max_length)
-    predictor.ranker = CachedEmbeddingRanker(predictor.ranker, cache)
-    predictor.embed(prompts, batch_size=64)
-
-
 @dataclass(frozen=True)
 class RunOutcome:
     spec: RunSpec
@@ -181,28 +146,32 @@ def _rows_for(records: Sequence[LengthRecord], model: str | None) -> list[Length
     return list(records) if model is None else [r for r in records if r.model == model]
 
 
-def train_run(spec: RunSpec, data: BenchData, cache: dict[bytes, torch.Tensor],
-              save_to: Path | None = None) -> RunOutcome:
-    """Train one ranker on the train prompts (of `spec.train_model` only, if set) and score the test prompts."""
+def train_run(spec: RunSpec, data: BenchData, embeddings: EmbeddingCache, save_to: Path | None = None) -> RunOutcome:
+    """Train one ranker on the train prompts (of `spec.train_model` only, if set) and score the test prompts.
+
+    `embeddings`: the pretrained encoder's vectors, shared by every run, so each prompt is encoded once for
+    all head-only training (frozen runs, and the linear probe of fine-tuned ones) and frozen test scores.
+    """
     settings = spec.settings()
     train_labels = group_by_prompt(_rows_for(data.parts["train"], spec.train_model), spec.label_mode)
     val_labels = group_by_prompt(_rows_for(data.parts["val"], spec.train_model), spec.label_mode)
     head_outputs = len(settings.bucket_edges) + 1 if spec.loss == "classify" else 1
     predictor = Predictor.untrained(max_length=spec.max_length, head_outputs=head_outputs, seed=spec.seed)
-    whole = predictor.ranker  # shares its head with the cached ranker below, so it ends up trained too
-    if spec.freeze_encoder:
-        predictor.ranker = CachedEmbeddingRanker(whole, cache)
     started = time.perf_counter()
-    result = train(predictor, train_labels, val_labels, settings)
+    result = train(predictor, train_labels, val_labels, settings, embeddings=embeddings)
     seconds = round(time.perf_counter() - started, 1)
-    scores = predictor.score(data.test_prompts, batch_size=64)
+    if spec.freeze_encoder:  # still the pretrained encoder: its test vectors are (or go) in the shared cache
+        with torch.no_grad():
+            scores = outputs_to_scores(predictor.ranker.head(embeddings.vectors(predictor, data.test_prompts))).numpy()
+    else:
+        scores = predictor.score(data.test_prompts, batch_size=64)
     if save_to is not None:
         predictor.config.bucket_edges = list(settings.bucket_edges) if head_outputs > 1 else []
         predictor.config.training = {**asdict(settings), "label_mode": spec.label_mode, "models": "all",
                                      "split": data.split.to_dict(), "data_fingerprint": data.fingerprint,
                                      "train_prompts": len(train_labels.prompts), "train_seconds": seconds,
                                      "result": result.to_dict(), "benchmark_run": spec.key}
-        Predictor(predictor.config, predictor.tokenizer, whole).save(save_to)
+        predictor.save(save_to)
         log.info("saved the %s checkpoint to %s", spec.loss, save_to)
     return RunOutcome(spec, [float(s) for s in scores], seconds, result.best_epoch,
                       [asdict(h) for h in result.history])
@@ -243,20 +212,16 @@ def run_plan(plan: Sequence[PlanEntry], data: BenchData, out: Path, checkpoint_d
     Without `train_missing`, runs that are not cached are left out (a report of what has finished).
     """
     specs = list(dict.fromkeys(entry.spec for entry in plan))
-    cache: dict[bytes, torch.Tensor] = {}
-    warmed: set[int] = set()
+    embeddings = EmbeddingCache()
     outcomes = {}
     for done, spec in enumerate(specs, start=1):
         outcome = load_outcome(out, spec, data)
         cached = outcome is not None
         if outcome is None and not train_missing:
             continue
-        if outcome is None and spec.freeze_encoder and spec.max_length not in warmed:
-            warm_cache(cache, distinct_prompts([r for part in data.parts.values() for r in part]), spec.max_length)
-            warmed.add(spec.max_length)
         if outcome is None:
             keep = checkpoint_dir is not None and spec == RunSpec(loss=spec.loss)  # main comparison, seed 0
-            outcome = train_run(spec, data, cache, checkpoint_dir / f"predictor-{spec.loss}" if keep else None)
+            outcome = train_run(spec, data, embeddings, checkpoint_dir / f"predictor-{spec.loss}" if keep else None)
             save_outcome(out, outcome, data)
         outcomes[spec] = outcome
         if on_run:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import json
 from pathlib import Path
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
@@ -13,11 +13,18 @@ class EncoderNotFound(FileNotFoundError):
     """The encoder is neither a packaged name nor a local model directory."""
 
 
-def offline() -> None:
-    """Make sure transformers/huggingface_hub never reach for the network."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+def encoder_max_tokens(encoder_dir: Path) -> int | None:
+    """The most tokens the encoder in `encoder_dir` reads: its position embeddings (and its tokenizer's
+    model_max_length, where smaller); None when its config names neither."""
+    limits = []
+    for name, key in (("config.json", "max_position_embeddings"), ("tokenizer_config.json", "model_max_length")):
+        try:
+            value = json.loads((encoder_dir / name).read_text(encoding="utf-8")).get(key)
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(value, int) and 0 < value < 1_000_000:  # tokenizers without a limit say 1e30
+            limits.append(value)
+    return min(limits, default=None)
 
 
 def resolve_encoder(name_or_dir: str | None) -> Path:

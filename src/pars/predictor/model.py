@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 import pars
-from pars.predictor.encoders import offline, resolve_encoder
+from pars.data.splits import PromptSplit
+from pars.predictor.encoders import resolve_encoder
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +42,28 @@ CHECKPOINT_HINT = "train one with `pars train --out DIR` (or `make demo`) or pas
 
 
 def check_checkpoint(directory: str | Path) -> Path:
-    """The directory, if it holds a checkpoint's files (cheap: nothing is read); else `CheckpointError`."""
+    """The directory, if it holds a checkpoint's files; else `CheckpointError`.
+
+    Cheap (milliseconds): the two JSON files are parsed and the weights' header is read, no weights, so commands
+    that hand the checkpoint to a server or a long benchmark fail before that work, not inside it.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"no predictor checkpoint at {directory}: {CHECKPOINT_HINT}")
     for name in (CONFIG_FILE, ENCODER_CONFIG_FILE, WEIGHTS_FILE):
         if not (directory / name).is_file():
             raise CheckpointError(f"checkpoint at {directory} has no {name}: {CHECKPOINT_HINT}")
+    for name in (CONFIG_FILE, ENCODER_CONFIG_FILE):
+        try:
+            if not isinstance(json.loads((directory / name).read_text(encoding="utf-8")), dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise CheckpointError(f"checkpoint at {directory} has an unreadable {name} ({err}): {CHECKPOINT_HINT}") from err
+    try:
+        with safe_open(str(directory / WEIGHTS_FILE), "pt"):
+            pass
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"checkpoint at {directory} has corrupt weights in {WEIGHTS_FILE} ({err}): {CHECKPOINT_HINT}") from err
     return directory
 
 
@@ -60,6 +76,23 @@ class PredictorConfig:
     bucket_edges: list[float] = field(default_factory=list)  # token edges of the buckets when head_outputs > 1
     training: dict = field(default_factory=dict)  # loss, margin, threshold, labels, models, split, fingerprint
     version: str = pars.__version__
+
+    @classmethod
+    def read(cls, directory: str | Path) -> PredictorConfig:
+        """A checkpoint's config.json alone, without its weights; `CheckpointError` if missing or unreadable."""
+        path = Path(directory) / CONFIG_FILE
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint at {directory} has no {CONFIG_FILE}: {CHECKPOINT_HINT}")
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError, ValueError) as err:
+            raise CheckpointError(f"checkpoint at {directory} has an unreadable config ({err}): {CHECKPOINT_HINT}") from err
+
+    @property
+    def split(self) -> PromptSplit:
+        """The prompt split the ranker was trained with, so held-out prompts stay held out wherever it is
+        evaluated or benchmarked; the training default for a checkpoint that did not record one."""
+        return PromptSplit(**self.training.get("split", {}))
 
 
 class LengthRanker(nn.Module):
@@ -196,7 +229,6 @@ class Predictor:
     def untrained(cls, encoder: str | None = None, pooling: str = "mean", max_length: int = 128,
                   head_outputs: int = 1, seed: int = 0) -> "Predictor":
         """A real pretrained encoder with a freshly initialised head (the start of training)."""
-        offline()
         encoder_dir = resolve_encoder(encoder)
         torch.manual_seed(seed)
         tokenizer = AutoTokenizer.from_pretrained(encoder_dir, local_files_only=True)
@@ -242,7 +274,7 @@ class Predictor:
         return vectors
 
     @torch.no_grad()
-    def score(self, prompts: list[str], batch_size: int = 32, threads: int | None = None) -> np.ndarray:
+    def score(self, prompts: list[str], batch_size: int = 32) -> np.ndarray:
         """One float32 score per prompt, in input order (see `embed` for the batching).
 
         The encoder runs in `self.precision`, except while the ranker is in train mode: the training loop
@@ -253,8 +285,6 @@ class Predictor:
         for prompt in prompts:
             if not isinstance(prompt, str):
                 raise TypeError(f"prompts must be strings, got {type(prompt).__name__}")
-        if threads:
-            torch.set_num_threads(threads)
         precision = "fp32" if self.ranker.training else self.precision
         vectors = self.embed(prompts, batch_size, precision)
         return outputs_to_scores(self.ranker.head(vectors)).numpy().astype(np.float32)
@@ -270,17 +300,18 @@ class Predictor:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, threads: int | None = None, precision: str = "auto") -> "Predictor":
+    def load(cls, directory: str | Path, precision: str = "auto") -> "Predictor":
         """Open a checkpoint directory for scoring; missing or corrupt files raise `CheckpointError`.
 
         `precision` "auto" scores in bf16 where the CPU computes it natively: 2-4x cheaper than fp32 with the
-        same ranking (docs/vllm.md); pass "fp32" for bit-stable scores.
+        same ranking (docs/vllm.md); pass "fp32" for bit-stable scores. Loading changes no process-wide state
+        (environment, torch threads): files are read locally only (`local_files_only`), and thread counts are
+        the choice of the code that owns the process (the `pars` CLI, the serving front end).
         """
         precision = resolve_precision(precision)  # a typo fails before the slow part
-        offline()
         directory = check_checkpoint(directory)
+        config = PredictorConfig.read(directory)
         try:
-            config = PredictorConfig(**json.loads((directory / CONFIG_FILE).read_text()))
             encoder_config = AutoConfig.for_model(**json.loads((directory / ENCODER_CONFIG_FILE).read_text()))
         except (json.JSONDecodeError, TypeError, ValueError, KeyError) as err:
             raise CheckpointError(f"checkpoint at {directory} has an unreadable config ({err}): {CHECKPOINT_HINT}") from err
@@ -294,6 +325,4 @@ class Predictor:
             ranker.load_state_dict(state)
         except (SafetensorError, OSError, RuntimeError) as err:
             raise CheckpointError(f"checkpoint at {directory} has corrupt weights in {WEIGHTS_FILE} ({err}): {CHECKPOINT_HINT}") from err
-        if threads:
-            torch.set_num_threads(threads)
         return cls(config, tokenizer, ranker, precision)

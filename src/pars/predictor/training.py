@@ -1,7 +1,8 @@
-"""The training loop shared by every loss: same encoder, data, split and schedule, only the loss differs.
+"""The training loop shared by every loss: same encoder, data, split and recipe, only the loss differs.
 
-Each step encodes the prompts of a batch once and builds all kept pairs among them (in-batch pairs).
-The best epoch is chosen by pairwise accuracy on the validation prompts.
+The recipe is a list of stages (a linear probe of the head, then fine-tuning). Each step encodes the prompts
+of a batch once and builds all kept pairs among them (in-batch pairs). The best epoch of all stages is chosen
+by pairwise accuracy on the validation prompts.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ from pars.data.labels import LabelledPrompts
 from pars.data.pairs import in_batch_pairs
 from pars.metrics import pairwise_accuracy
 from pars.predictor import losses
+from pars.predictor.embeddings import EmbeddingCache
 from pars.predictor.model import Predictor, outputs_to_scores
 
 log = logging.getLogger(__name__)
@@ -28,11 +30,21 @@ DEFAULT_BUCKET_EDGES = (32.0, 64.0, 128.0, 256.0, 512.0, 1024.0)
 
 
 @dataclass(frozen=True)
+class Stage:
+    """One step of the recipe: `epochs` passes over the training prompts, training the head alone (on the
+    frozen encoder's cached vectors) or the whole ranker."""
+
+    name: str
+    epochs: int
+    head_only: bool
+
+
+@dataclass(frozen=True)
 class TrainSettings:
     loss: str = "margin"
     margin: float = 1.0
     threshold: float = 0.2
-    epochs: int = 3
+    epochs: int = 3  # fine-tuning passes (the whole ranker); unused with freeze_encoder
     batch_size: int = 32
     lr: float = 2e-5
     head_lr: float = 1e-3  # the head starts from random; the encoder's small lr would leave it near zero
@@ -40,9 +52,8 @@ class TrainSettings:
     warmup_fraction: float = 0.1
     grad_clip: float = 1.0
     seed: int = 0
-    freeze_encoder: bool = False
-    frozen_epochs: int = 60  # head-only training is cheap, so it gets more passes
-    linear_probe: bool = True  # full fine-tune only: fit the head on frozen features first (LP-FT)
+    freeze_encoder: bool = False  # no fine-tuning: the linear probe is all of training
+    head_epochs: int = 60  # linear-probe passes; head-only training is cheap, so it gets more (0: no probe)
     bucket_edges: tuple[float, ...] = DEFAULT_BUCKET_EDGES
 
     def __post_init__(self) -> None:
@@ -50,11 +61,29 @@ class TrainSettings:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.threshold < 0 or self.threshold >= 1:
             raise ValueError("threshold must be in [0, 1)")
+        if self.epochs < 0 or self.head_epochs < 0:
+            raise ValueError("epochs and head_epochs must be >= 0")
+        if not self.stages():
+            raise ValueError("nothing to train: head_epochs is 0 and " + ("the encoder is frozen" if self.freeze_encoder
+                                                                          else "so is epochs"))
+
+    def stages(self) -> tuple[Stage, ...]:
+        """The recipe: a linear probe of the head on frozen features, then fine-tuning of the whole ranker
+        unless the encoder stays frozen; stages of 0 epochs are left out.
+
+        LP-FT (Kumar et al., ICLR 2022): from a random head, fine-tuning distorts the pretrained features; on
+        our 1.3k training prompts it ranked worse than the frozen encoder alone.
+        """
+        stages = [Stage("linear_probe", self.head_epochs, head_only=True)]
+        if not self.freeze_encoder:
+            stages.append(Stage("fine_tune", self.epochs, head_only=False))
+        return tuple(stage for stage in stages if stage.epochs > 0)
 
 
 @dataclass
 class EpochResult:
-    epoch: int
+    stage: str
+    epoch: int  # within its stage, from 1
     train_loss: float
     val_pairwise_accuracy: float
     pairs_kept: int
@@ -63,11 +92,13 @@ class EpochResult:
 
 @dataclass
 class TrainResult:
-    best_epoch: int
-    history: list[EpochResult] = field(default_factory=list)
+    best_stage: str = ""
+    best_epoch: int = 0  # within `best_stage`: the weights training left
+    history: list[EpochResult] = field(default_factory=list)  # every epoch of every stage, in order
 
     def to_dict(self) -> dict:
-        return {"best_epoch": self.best_epoch, "history": [asdict(h) for h in self.history]}
+        return {"best_stage": self.best_stage, "best_epoch": self.best_epoch,
+                "history": [asdict(h) for h in self.history]}
 
 
 ProgressHook = Callable[[int, int, float], None]  # (step, total_steps, loss) after each step
@@ -107,87 +138,105 @@ def initial_head_bias(loss: str, lengths: np.ndarray, bucket_edges: Sequence[flo
     return None
 
 
-def train(predictor: Predictor, train_data: LabelledPrompts, val_data: LabelledPrompts,
-          settings: TrainSettings, on_step: ProgressHook | None = None) -> TrainResult:
-    """Train `predictor` in place and leave it at its best epoch (by validation pair accuracy)."""
-    torch.manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
+Forward = Callable[[np.ndarray], torch.Tensor]  # indices of training prompts -> head outputs [batch, K]
+
+
+@dataclass(frozen=True)
+class BestState:
+    """The best epoch so far and the weights it left, of the part of the ranker the current stage trains."""
+
+    accuracy: float = -1.0  # -1: none yet, or no validation prompts (then the latest epoch counts as best)
+    stage: str = ""
+    epoch: int = 0
+    state: dict | None = None
+
+
+def stage_inputs(predictor: Predictor, stage: Stage, train_data: LabelledPrompts, val_data: LabelledPrompts,
+                 embeddings: EmbeddingCache) -> tuple[Forward, Callable[[], np.ndarray]]:
+    """How a stage gets a batch's head outputs and the validation scores: a head-only stage from the frozen
+    encoder's vectors in `embeddings`, fine-tuning through the encoder every time."""
     ranker = predictor.ranker
+    if stage.head_only:
+        train_vectors = embeddings.vectors(predictor, train_data.prompts)
+        val_vectors = embeddings.vectors(predictor, val_data.prompts)
+
+        @torch.no_grad()
+        def val_scores() -> np.ndarray:
+            return outputs_to_scores(ranker.head(val_vectors)).numpy()
+
+        return lambda idx: ranker.head(train_vectors[idx]), val_scores
     tokens = predictor.tokenizer(train_data.prompts, truncation=True, max_length=predictor.max_length)
+
+    def forward(idx: np.ndarray) -> torch.Tensor:
+        batch = predictor.tokenizer.pad({k: [tokens[k][i] for i in idx] for k in tokens}, return_tensors="pt")
+        return ranker(batch["input_ids"], batch["attention_mask"])
+
+    return forward, lambda: predictor.score(val_data.prompts, batch_size=64)
+
+
+def train(predictor: Predictor, train_data: LabelledPrompts, val_data: LabelledPrompts, settings: TrainSettings,
+          on_step: ProgressHook | None = None, embeddings: EmbeddingCache | None = None) -> TrainResult:
+    """Train `predictor` in place through `settings.stages()` and leave it at the best epoch of all stages (by
+    validation pair accuracy); each stage starts from the best weights so far.
+
+    Head-only stages read the frozen encoder's vectors from `embeddings`: give every run on the same
+    pretrained encoder one cache (the ranking benchmark does) and each prompt is encoded once.
+    """
     n = len(train_data.prompts)
     if n < 2:
         raise ValueError("training needs at least 2 distinct prompts")
-    probe = None
-    if settings.linear_probe and not settings.freeze_encoder:
-        # LP-FT (Kumar et al., ICLR 2022): fit the head on frozen features, then fine-tune everything from
-        # there at the encoder's small learning rate. From a random head, fine-tuning distorts the pretrained
-        # features: on our 1.3k training prompts it ranked worse than the frozen encoder alone.
-        probe = train(predictor, train_data, val_data, replace(settings, freeze_encoder=True))
-    elif (bias := initial_head_bias(settings.loss, train_data.lengths, settings.bucket_edges)) is not None:
+    embeddings = EmbeddingCache() if embeddings is None else embeddings
+    ranker = predictor.ranker
+    if (bias := initial_head_bias(settings.loss, train_data.lengths, settings.bucket_edges)) is not None:
         with torch.no_grad():
             ranker.head.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
-
-    cached = cached_val = None
-    if settings.freeze_encoder:
-        ranker.encoder.requires_grad_(False)
-        cached = predictor.embed(train_data.prompts)
-        cached_val = predictor.embed(val_data.prompts) if val_data.prompts else None
-        params = [{"params": ranker.head.parameters(), "lr": settings.head_lr}]
-        epochs = settings.frozen_epochs
-    else:
-        params = [{"params": ranker.encoder.parameters(), "lr": settings.lr},
-                  {"params": ranker.head.parameters(), "lr": settings.lr if probe else settings.head_lr}]
-        epochs = settings.epochs
-    optimizer = torch.optim.AdamW(params, weight_decay=settings.weight_decay)
+    stages = settings.stages()
     steps_per_epoch = (n + settings.batch_size - 1) // settings.batch_size
-    total = steps_per_epoch * epochs
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_fraction * total), total)
-
-    trained_part = ranker.head if settings.freeze_encoder else ranker  # the frozen encoder never changes
-    result = TrainResult(best_epoch=0)  # epoch 0: the linear probe, kept if no fine-tuning epoch beats it
-    best_state, best_accuracy, step = None, -1.0, 0
-    if probe is not None:
-        probe_accuracy = probe.history[probe.best_epoch - 1].val_pairwise_accuracy
-        best_state, best_accuracy = copy.deepcopy(trained_part.state_dict()), -1.0 if np.isnan(probe_accuracy) else probe_accuracy
-        log.info("linear probe: val pair accuracy %.4f after %d head-only epochs", probe_accuracy, settings.frozen_epochs)
-    for epoch in range(1, epochs + 1):
-        ranker.train()
-        order = rng.permutation(n)
-        epoch_losses, kept, filtered = [], 0, 0
-        for start in range(0, n, settings.batch_size):
-            idx = order[start:start + settings.batch_size]
-            if len(idx) < 2:
-                continue
-            if cached is not None:
-                outputs = ranker.head(cached[idx])
-            else:
-                batch = predictor.tokenizer.pad({k: [tokens[k][i] for i in idx] for k in tokens}, return_tensors="pt")
-                outputs = ranker(batch["input_ids"], batch["attention_mask"])
-            loss, batch_kept, batch_filtered = batch_loss(settings, outputs, train_data.lengths[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(ranker.parameters(), settings.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            epoch_losses.append(loss.item())
-            kept, filtered = kept + batch_kept, filtered + batch_filtered
-            if on_step:
-                on_step(step, total, epoch_losses[-1])
-        accuracy = float("nan")
-        if len(val_data.prompts) >= 2:
-            if cached_val is not None:
-                with torch.no_grad():
-                    val_scores = outputs_to_scores(ranker.head(cached_val)).numpy()
-            else:
-                val_scores = predictor.score(val_data.prompts, batch_size=64)
-            accuracy = pairwise_accuracy(val_scores, val_data.lengths, settings.threshold)
-        result.history.append(EpochResult(epoch, float(np.mean(epoch_losses)), accuracy, kept, filtered))
-        log.info("epoch %d: loss %.4f, val pair accuracy %.4f", epoch, np.mean(epoch_losses), accuracy)
-        if (np.isnan(accuracy) and best_accuracy < 0) or accuracy > best_accuracy:
-            best_accuracy = -1.0 if np.isnan(accuracy) else accuracy
-            best_state, result.best_epoch = copy.deepcopy(trained_part.state_dict()), epoch
-    trained_part.load_state_dict(best_state)
-    ranker.encoder.requires_grad_(True)
+    total_steps, step = steps_per_epoch * sum(stage.epochs for stage in stages), 0
+    result, best = TrainResult(), BestState()
+    for number, stage in enumerate(stages):
+        torch.manual_seed(settings.seed)  # each stage starts from the seed, as a run of its own would
+        rng = np.random.default_rng(settings.seed)
+        forward, val_scores = stage_inputs(predictor, stage, train_data, val_data, embeddings)
+        part = ranker.head if stage.head_only else ranker  # what the stage trains: the state `best` keeps
+        if best.state is not None:  # the previous stage left the best weights in place: keep them in this part's terms
+            best = BestState(best.accuracy, best.stage, best.epoch, copy.deepcopy(part.state_dict()))
+        # a fresh head needs a larger step than the encoder; one fit by a linear probe moves at the encoder's pace
+        head_lr = settings.head_lr if stage.head_only or number == 0 else settings.lr
+        params = [] if stage.head_only else [{"params": ranker.encoder.parameters(), "lr": settings.lr}]
+        optimizer = torch.optim.AdamW(params + [{"params": ranker.head.parameters(), "lr": head_lr}],
+                                      weight_decay=settings.weight_decay)
+        stage_steps = steps_per_epoch * stage.epochs
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_fraction * stage_steps), stage_steps)
+        for epoch in range(1, stage.epochs + 1):
+            part.train()
+            order = rng.permutation(n)
+            epoch_losses, kept, filtered = [], 0, 0
+            for start in range(0, n, settings.batch_size):
+                idx = order[start:start + settings.batch_size]
+                if len(idx) < 2:
+                    continue
+                loss, batch_kept, batch_filtered = batch_loss(settings, forward(idx), train_data.lengths[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(part.parameters(), settings.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                epoch_losses.append(loss.item())
+                kept, filtered = kept + batch_kept, filtered + batch_filtered
+                if on_step:
+                    on_step(step, total_steps, epoch_losses[-1])
+            accuracy = float("nan")
+            if len(val_data.prompts) >= 2:
+                accuracy = pairwise_accuracy(val_scores(), val_data.lengths, settings.threshold)
+            mean_loss = float(np.mean(epoch_losses))
+            result.history.append(EpochResult(stage.name, epoch, mean_loss, accuracy, kept, filtered))
+            log.info("%s epoch %d: loss %.4f, val pair accuracy %.4f", stage.name, epoch, mean_loss, accuracy)
+            if (np.isnan(accuracy) and best.accuracy < 0) or accuracy > best.accuracy:
+                best = BestState(-1.0 if np.isnan(accuracy) else accuracy, stage.name, epoch,
+                                 copy.deepcopy(part.state_dict()))
+        part.load_state_dict(best.state)
+    result.best_stage, result.best_epoch = best.stage, best.epoch
     ranker.eval()
     return result

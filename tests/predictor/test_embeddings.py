@@ -1,0 +1,55 @@
+"""EmbeddingCache: the vectors `Predictor.embed` gives, each prompt encoded once per max_length."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from pars.predictor import Predictor
+from pars.predictor.embeddings import EmbeddingCache
+
+PROMPTS = ["a short prompt", "a somewhat longer prompt about ranking", "a short prompt"]
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return Predictor.untrained(max_length=32)
+
+
+def counting_embed(monkeypatch):
+    """Patch `Predictor.embed` to record the prompts of each call; returns the list of calls."""
+    calls, embed = [], Predictor.embed
+
+    def spy(self, prompts, *args, **kwargs):
+        calls.append(list(prompts))
+        return embed(self, prompts, *args, **kwargs)
+
+    monkeypatch.setattr(Predictor, "embed", spy)
+    return calls
+
+
+def test_a_fresh_cache_gives_exactly_what_embed_gives(predictor):
+    assert torch.equal(EmbeddingCache().vectors(predictor, PROMPTS), predictor.embed(PROMPTS))
+
+
+def test_only_prompts_not_seen_before_are_encoded(predictor, monkeypatch):
+    embeddings = EmbeddingCache()
+    first = embeddings.vectors(predictor, PROMPTS)
+    calls = counting_embed(monkeypatch)
+    again = embeddings.vectors(predictor, ["a new prompt", PROMPTS[1], PROMPTS[0]])
+    assert calls == [["a new prompt"]]
+    assert torch.equal(again[1:], first[[1, 0]])
+    assert len(embeddings) == 3
+
+
+def test_another_max_length_is_another_entry(predictor, monkeypatch):
+    embeddings = EmbeddingCache()
+    embeddings.vectors(predictor, PROMPTS[:1])
+    calls = counting_embed(monkeypatch)
+    shorter = Predictor(replace(predictor.config, max_length=4), predictor.tokenizer, predictor.ranker)
+    embeddings.vectors(shorter, PROMPTS[:1])
+    assert calls == [PROMPTS[:1]] and len(embeddings) == 2
+
+
+def test_no_prompts_give_an_empty_matrix(predictor):
+    assert EmbeddingCache().vectors(predictor, []).shape == (0, predictor.ranker.encoder.config.hidden_size)
