@@ -148,6 +148,7 @@ def main() -> int:
     server_env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)  # the real layout: engine core in its own process
     reset_metrics_dir(Path(env[MULTIPROC_ENV]))  # what `pars serve` does before it starts the server
     args.out.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
     with running_process(argv, server_env, f"http://127.0.0.1:{port}", args.out / "load_check_server.log") as url:
         started = time.monotonic()
         results = asyncio.run(drive(url, args.model, args.requests, args.concurrency))
@@ -156,7 +157,8 @@ def main() -> int:
         seen = counters(httpx.get(f"{url}/metrics").text)
     verdicts = checks(results, seen, args.requests)
     report = {"requests": args.requests, "concurrency": args.concurrency, "fail": args.fail, "hang": args.hang,
-              "hang_s": HANG_S, "seconds": round(seconds, 1), "load_average": os.getloadavg(), "counters": seen,
+              "hang_s": HANG_S, "seconds": round(seconds, 1), "load_average_before": load_before,
+              "load_average_after": os.getloadavg(), "counters": seen,
               "checks": verdicts}
     (args.out / "load_check.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

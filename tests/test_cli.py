@@ -1,6 +1,8 @@
 """The `pars` command end to end on a small real data set, with the real encoder."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -26,9 +28,17 @@ def test_train_one_short_epoch_writes_a_checkpoint_with_its_settings(trained):
     assert config["training"]["threshold"] == 0.2
     assert config["training"]["split"]["seed"] == 0
     assert len(config["training"]["data_fingerprint"]) == 16
-    assert config["training"]["linear_probe"] is True
-    assert config["training"]["result"]["best_epoch"] in (0, 1)  # 0: the linear probe beat the fine-tuned epoch
+    assert config["training"]["head_epochs"] == 60
+    stages = [(h["stage"], h["epoch"]) for h in config["training"]["result"]["history"]]
+    assert stages == [("linear_probe", e) for e in range(1, 61)] + [("fine_tune", 1)]
+    assert (config["training"]["result"]["best_stage"], config["training"]["result"]["best_epoch"]) in stages
     assert "best epoch" in result.output
+
+
+def test_train_refuses_a_frozen_encoder_with_no_head_epochs(tmp_path):
+    result = runner.invoke(app, ["train", "--freeze-encoder", "--head-epochs", "0", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "nothing to train" in result.output
 
 
 def test_eval_json_prints_one_valid_json_object(trained, small_jsonl):
@@ -60,3 +70,230 @@ def test_missing_checkpoint_and_bad_data_give_clear_errors(tmp_path, trained):
     result = runner.invoke(app, ["train", "--data", str(bad), "--out", str(tmp_path / "x")])
     assert result.exit_code == 2
     assert "bad.jsonl:1" in result.output
+
+
+# Bad input at the edge: every expected error is one `error:` line (or typer's usage error) and exit code 2.
+
+@pytest.fixture(scope="module")
+def untrained_checkpoint(tmp_path_factory):
+    """A real MiniLM encoder with a random head: real, deterministic scores without training."""
+    from pars.predictor import Predictor
+
+    return Predictor.untrained(seed=0).save(tmp_path_factory.mktemp("untrained") / "predictor")
+
+
+@pytest.fixture(scope="module")
+def corrupt_checkpoint(tmp_path_factory, untrained_checkpoint):
+    """Every file present, the weights garbage."""
+    broken = tmp_path_factory.mktemp("corrupt") / "predictor"
+    broken.mkdir()
+    for item in untrained_checkpoint.iterdir():
+        (broken / item.name).write_bytes(item.read_bytes())
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    return broken
+
+
+def assert_one_error_line(result, *expected: str) -> None:
+    """Exit code 2, no traceback, and the error on one line that names what is wrong."""
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    for text in expected:
+        assert text in errors[0], result.output
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The real `pars` command in its own process (for `serve`, which replaces its process with vLLM's)."""
+    return subprocess.run([sys.executable, "-m", "pars.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def scores_of(result) -> list[str]:
+    assert result.exit_code == 0, result.output
+    return result.stdout.splitlines()
+
+
+@pytest.mark.parametrize("batch_size", ["0", "-1"])
+def test_score_batch_size_below_one_is_a_usage_error(untrained_checkpoint, batch_size):
+    result = runner.invoke(app, ["score", "--predictor", str(untrained_checkpoint), "--batch-size", batch_size, "hi"])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert "Invalid value" in result.output and result.stdout == ""
+
+
+def test_score_prints_one_line_per_stdin_line_with_nan_for_blank_lines(untrained_checkpoint):
+    ckpt = str(untrained_checkpoint)
+    expected = scores_of(runner.invoke(app, ["score", "--predictor", ckpt, "Hi there", "Write a novel"]))
+    lines = scores_of(runner.invoke(app, ["score", "--predictor", ckpt], input="Hi there\n\n   \r\nWrite a novel\n"))
+    assert lines == [expected[0], "nan", "nan", expected[1]]
+    assert scores_of(runner.invoke(app, ["score", "--predictor", ckpt, "", "Hi there"])) == ["nan", expected[0]]
+
+
+def test_score_drops_a_bom_and_scores_non_utf8_lines_with_replacement_characters(untrained_checkpoint):
+    ckpt = str(untrained_checkpoint)
+    expected = scores_of(runner.invoke(app, ["score", "--predictor", ckpt, "Hi there", "caf\ufffd au lait"]))
+    result = runner.invoke(app, ["score", "--predictor", ckpt], input=b"\xef\xbb\xbfHi there\ncaf\xe9 au lait\n")
+    assert scores_of(result) == expected
+    assert "1 line(s) were not valid UTF-8" in result.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--batch-size", "0"], "Invalid value"),
+    (["--batch-size", "1"], "Invalid value"),  # pairwise losses need two prompts a batch
+    (["--epochs", "-1"], "Invalid value"),
+    (["--epochs", "0", "--head-epochs", "0"], "nothing to train"),
+    (["--max-length", "513"], "at most 512"),
+    (["--max-length", "1"], "Invalid value"),
+    (["--pooling", "max"], "pooling"),
+    (["--encoder", "/no/such/encoder"], "never downloaded"),
+])
+def test_train_rejects_bad_options_before_any_work(tmp_path, small_jsonl, args, message):
+    result = runner.invoke(app, ["train", "--data", str(small_jsonl), "--out", str(tmp_path / "x"), *args])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert message in result.output
+    assert "validation pair accuracy" not in result.output and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("where", ["file", "under-a-file"])
+def test_train_out_on_an_existing_file_fails_before_training(tmp_path, small_jsonl, where):
+    blocker = tmp_path / "taken"
+    blocker.write_text("keep me")
+    out = blocker if where == "file" else blocker / "predictor"
+    result = runner.invoke(app, ["train", "--data", str(small_jsonl), "--out", str(out)])
+    assert_one_error_line(result, str(blocker), "is a file")
+    assert "best epoch" not in result.output and blocker.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("content", [b"\xef\xbb\xbf", b""], ids=["bom", "no-bom"])
+def test_a_jsonl_file_with_a_byte_order_mark_is_read_by_train_and_eval(tmp_path, small_jsonl, untrained_checkpoint,
+                                                                      content):
+    data = tmp_path / "data.jsonl"
+    data.write_bytes(content + small_jsonl.read_bytes())
+    result = runner.invoke(app, ["eval", "--predictor", str(untrained_checkpoint), "--data", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n"] == 64
+
+
+def test_a_corrupt_gz_data_file_is_one_error_line(tmp_path, untrained_checkpoint):
+    data = tmp_path / "rows.jsonl.gz"
+    data.write_bytes(b"not gzip at all")
+    assert_one_error_line(runner.invoke(app, ["eval", "--predictor", str(untrained_checkpoint), "--data", str(data)]),
+                          "rows.jsonl.gz", "not a readable gzip file")
+    assert_one_error_line(runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "x")]),
+                          "rows.jsonl.gz", "not a readable gzip file")
+
+
+def test_response_tokens_beyond_64_bits_is_one_error_line_naming_file_and_line(tmp_path, small_jsonl):
+    data = tmp_path / "huge.jsonl"
+    data.write_text(small_jsonl.read_text() + '{"prompt": "a", "response_tokens": 9223372036854775808}\n')
+    result = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "x")])
+    assert_one_error_line(result, "huge.jsonl:65", "too large")
+
+
+@pytest.mark.parametrize("threshold", ["-0.1", "1.5"])
+def test_eval_threshold_outside_zero_to_one_is_a_usage_error(untrained_checkpoint, threshold):
+    result = runner.invoke(app, ["eval", "--predictor", str(untrained_checkpoint), "--threshold", threshold])
+    assert result.exit_code == 2 and "Invalid value" in result.output
+
+
+CHECKPOINT_COMMANDS = {
+    "score": ["score", "hello"],
+    "eval": ["eval"],
+    "bench overhead": ["bench", "overhead"],
+    "bench http": ["bench", "http"],
+    "bench serve": ["bench", "serve", "--policies", "pars"],
+}
+
+
+@pytest.mark.parametrize("command", CHECKPOINT_COMMANDS)
+@pytest.mark.parametrize("state", ["missing", "corrupt"])
+def test_a_missing_or_corrupt_checkpoint_is_one_error_line_for_every_command(tmp_path, corrupt_checkpoint, command,
+                                                                            state):
+    directory = tmp_path / "none" if state == "missing" else corrupt_checkpoint
+    args = [*CHECKPOINT_COMMANDS[command], "--predictor", str(directory), "--out", str(tmp_path / "out")]
+    if command in ("score", "eval"):
+        args.remove("--out")
+        args.remove(str(tmp_path / "out"))
+    result = runner.invoke(app, args)
+    assert_one_error_line(result, str(directory), "pars train")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("state", ["missing", "corrupt"])
+def test_serve_with_a_missing_or_corrupt_checkpoint_is_one_error_line(tmp_path, corrupt_checkpoint, state):
+    directory = tmp_path / "none" if state == "missing" else corrupt_checkpoint
+    result = run_cli("serve", "model-dir", "--predictor", str(directory))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and str(directory) in result.stderr
+
+
+def test_serve_refuses_a_predictor_given_twice_differently(tmp_path, untrained_checkpoint):
+    config = json.dumps({"pars": {"predictor": str(tmp_path / "other")}})
+    result = run_cli("serve", "model-dir", "--predictor", str(untrained_checkpoint), "--additional-config", config)
+    assert result.returncode == 2, result.stderr
+    assert "disagree" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli("serve", "model-dir", "--additional-config", config)  # the additional-config one is checked
+    assert result.returncode == 2 and f"no predictor checkpoint at {tmp_path / 'other'}" in result.stderr
+
+
+def test_bench_rank_with_a_missing_data_file_is_one_error_line(tmp_path):
+    result = runner.invoke(app, ["bench", "rank", "--data", str(tmp_path / "absent.jsonl"),
+                                 "--out", str(tmp_path / "r")])
+    assert_one_error_line(result, "absent.jsonl", "no such file")
+
+
+@pytest.mark.parametrize("command", [["make-tiny-model"], ["bench", "rank", "--out"], ["bench", "serve", "--out"],
+                                     ["bench", "http", "--out"]], ids=" ".join)
+def test_an_output_directory_that_is_a_file_fails_before_any_work(tmp_path, untrained_checkpoint, command):
+    blocker = tmp_path / "taken"
+    blocker.write_text("keep me")
+    extra = ["--predictor", str(untrained_checkpoint)] if command[1:2] in (["serve"], ["http"]) else []
+    assert_one_error_line(runner.invoke(app, [*command, str(blocker), *extra]), str(blocker), "is a file")
+    assert blocker.read_text() == "keep me"
+
+
+def test_bench_overhead_out_must_be_a_file_path_and_counts_at_least_one(tmp_path, untrained_checkpoint):
+    ckpt = ["--predictor", str(untrained_checkpoint)]
+    assert_one_error_line(runner.invoke(app, ["bench", "overhead", *ckpt, "--out", str(tmp_path)]), "is a directory")
+    for option in ("--prompts", "--threads", "--passes"):
+        result = runner.invoke(app, ["bench", "overhead", *ckpt, option, "0"])
+        assert result.exit_code == 2 and "Invalid value" in result.output
+
+
+@pytest.mark.parametrize("command", [["bench", "serve", "--policies", "fcfs"], ["bench", "http"]], ids=" ".join)
+def test_a_given_model_dir_without_a_model_is_an_error_not_a_place_to_build_one(tmp_path, untrained_checkpoint,
+                                                                                command):
+    empty = tmp_path / "my-model"
+    empty.mkdir()
+    result = runner.invoke(app, [*command, "--model", str(empty), "--predictor", str(untrained_checkpoint),
+                                 "--out", str(tmp_path / "out")])
+    assert_one_error_line(result, str(empty), "config.json")
+    assert list(empty.iterdir()) == []
+
+
+@pytest.mark.parametrize(("command", "option", "value"), [
+    (["bench", "serve"], "--requests", "0"), (["bench", "serve"], "--repeats", "0"),
+    (["bench", "serve"], "--max-num-seqs", "0"), (["bench", "serve"], "--burst", "-1"),
+    (["bench", "serve"], "--length-scale", "0"), (["bench", "serve"], "--duration", "0"),
+    (["bench", "serve"], "--max-wait-s", "0"), (["bench", "serve"], "--aging-rate", "-1"),
+    (["bench", "http"], "--requests", "0"), (["bench", "http"], "--length-scale", "-1"),
+    (["bench", "http"], "--stream-interval", "0"), (["bench", "http"], "--port", "70000"),
+    (["serve", "model-dir"], "--port", "0"), (["serve", "model-dir"], "--max-num-seqs", "0"),
+    (["bench", "serve"], "--trace", "bogus"),  # else found only after the burst run
+])
+def test_options_out_of_range_fail_before_any_work(tmp_path, command, option, value):
+    result = runner.invoke(app, [*command, option, value, "--predictor", str(tmp_path / "none")])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert option in result.output and "Traceback" not in result.output
+
+
+def test_eval_without_data_reads_the_bundled_test_prompts_of_the_checkpoints_split(untrained_checkpoint):
+    from pars.data import PromptSplit, load_records
+    from pars.paths import bundled_data_dir
+
+    result = runner.invoke(app, ["eval", "--predictor", str(untrained_checkpoint), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    test_prompts = PromptSplit(seed=0).partition(load_records(bundled_data_dir()))["test"]
+    assert report["n"] == len(test_prompts) > 30_000
+    assert len(report["per_model"]) > 200 and -1 <= report["kendall_tau"] <= 1

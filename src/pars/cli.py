@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
+import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import IO, Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -32,6 +36,9 @@ def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug 
                         handlers=[RichHandler(console=console, show_path=False)])
     for noisy in ("transformers", "httpx", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The CLI owns its process, so it picks the threads (library code never does): the Rust tokenizer stays
+    # on the calling thread, here and in the server `pars serve` starts, instead of batching on every core.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def print_table(table: Table) -> None:
@@ -49,9 +56,67 @@ def print_rows(title: str, headers: list[str], left_columns: int, rows: list[lis
     print_table(table)
 
 
-def fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+def fail(message: str) -> NoReturn:
+    """The one way a command stops on an expected error: one `error:` line on stderr (never wrapped, markup
+    escaped) and exit code 2."""
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+# Edge checks: each runs before any long work (loading data, training, starting engines) and fails in one line.
+
+def check_output_dir(path: Path, option: str) -> None:
+    """`path` can become a directory: it is one, or its nearest existing ancestor is a writable directory."""
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                fail(f"{option} {path}: {part} is a file, not a directory")
+            if part != path and not os.access(part, os.W_OK | os.X_OK):
+                fail(f"{option} {path}: {part} is not writable")
+            return
+
+
+def check_output_file(path: Path, option: str) -> None:
+    if path.is_dir():
+        fail(f"{option} {path} is a directory; give a file path")
+    check_output_dir(path.parent, option)
+
+
+def check_positive(option: str, value: float | None) -> None:
+    """For options whose lower bound 0 is itself not allowed (typer's `min` includes the bound)."""
+    if value is not None and not value > 0:
+        fail(f"{option} must be > 0, got {value}")
+
+
+def check_encoder(encoder: str | None, max_length: int) -> None:
+    """The encoder is a local one and reads `max_length` tokens (its position embeddings bound it)."""
+    from pars.predictor import DEFAULT_ENCODER, EncoderNotFound, resolve_encoder
+    from pars.predictor.encoders import encoder_max_tokens
+
+    try:
+        limit = encoder_max_tokens(resolve_encoder(encoder))
+    except EncoderNotFound as err:
+        fail(str(err))
+    if limit is not None and max_length > limit:
+        fail(f"--max-length {max_length}: encoder {encoder or DEFAULT_ENCODER} reads at most {limit} tokens")
+
+
+def check_served_model(model: Path | None) -> None:
+    """A model dir the user names must hold a model (the default one is built when missing, never theirs)."""
+    if model is not None and not (model / "config.json").is_file():
+        fail(f"--model {model} has no config.json: give a Hugging Face model directory, or leave --model out "
+             f"for the default tiny model")
+
+
+def check_checkpoints(directories: Iterable[Path]) -> None:
+    from pars.predictor import CheckpointError
+    from pars.predictor.model import check_checkpoint
+
+    for directory in directories:
+        try:
+            check_checkpoint(directory)
+        except CheckpointError as err:
+            fail(str(err))
 
 
 def progress_bar() -> Progress:
@@ -72,6 +137,20 @@ def load_predictor(path: Path | None):
         fail(str(err))
 
 
+def check_train_options(out: Path, encoder: str | None, max_length: int, pooling: str, label: str, lr: float) -> None:
+    """What `pars train` can check before it loads data or an encoder (TrainSettings checks the rest)."""
+    from pars.data.labels import LABEL_MODES
+    from pars.predictor.model import POOLINGS
+
+    check_output_dir(out, "--out")
+    if pooling not in POOLINGS:
+        fail(f"--pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
+    if label not in LABEL_MODES:
+        fail(f"--label {label!r}: choose one of {', '.join(LABEL_MODES)}")
+    check_positive("--lr", lr)
+    check_encoder(encoder, max_length)
+
+
 @app.command("train")
 def train_command(
     out: Annotated[Path, typer.Option(help="Where to write the checkpoint directory")] = default_predictor_dir(),
@@ -82,17 +161,17 @@ def train_command(
     encoder: Annotated[Optional[str], typer.Option(help="Packaged encoder name or a local HF directory")] = None,
     pooling: Annotated[str, typer.Option(help="mean | cls")] = "mean",
     threshold: Annotated[float, typer.Option(help="Minimum relative length gap of a training pair (0 disables)")] = 0.2,
-    margin: Annotated[float, typer.Option(help="Margin of the ranking loss")] = 1.0,
-    epochs: Annotated[int, typer.Option(help="Passes over the training prompts")] = 3,
-    max_length: Annotated[int, typer.Option(help="Prompt tokens the encoder reads")] = 128,
-    batch_size: Annotated[int, typer.Option(help="Prompts per step (all kept pairs among them are used)")] = 32,
+    margin: Annotated[float, typer.Option(min=0.0, help="Margin of the ranking loss")] = 1.0,
+    epochs: Annotated[int, typer.Option(min=0, help="Fine-tuning passes over the training prompts (after the linear probe)")] = 3,
+    max_length: Annotated[int, typer.Option(min=2, help="Prompt tokens the encoder reads (at most its position embeddings: 512 for MiniLM)")] = 128,
+    batch_size: Annotated[int, typer.Option(min=2, help="Prompts per step (all kept pairs among them are used; pairs need 2)")] = 32,
     lr: Annotated[float, typer.Option(help="Encoder learning rate")] = 2e-5,
     seed: Annotated[int, typer.Option(help="Seed of initialisation and batch order")] = 0,
     split_seed: Annotated[int, typer.Option(help="Seed of the train/validation/test split by prompt text")] = 0,
-    extra_prompts: Annotated[int, typer.Option(help="Mix in this many prompts of data/extra_lengths.jsonl.gz")] = 0,
+    extra_prompts: Annotated[int, typer.Option(min=0, help="Mix in this many prompts of data/extra_lengths.jsonl.gz")] = 0,
     freeze_encoder: Annotated[bool, typer.Option(help="Train only the head on cached embeddings (fast)")] = False,
-    linear_probe: Annotated[bool, typer.Option(help="Fit the head on frozen features before fine-tuning (LP-FT)")] = True,
-    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads")] = None,
+    head_epochs: Annotated[int, typer.Option(min=0, help="Linear-probe passes: the head alone on frozen features, before fine-tuning (LP-FT) or, with --freeze-encoder, all of training; 0: no linear probe")] = 60,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="torch CPU threads")] = None,
 ) -> None:
     """Train the length ranker and save a checkpoint directory."""
     import torch
@@ -102,11 +181,12 @@ def train_command(
     from pars.predictor import EncoderNotFound
     from pars.predictor.training import TrainSettings
 
+    check_train_options(out, encoder, max_length, pooling, label, lr)
     if threads:
         torch.set_num_threads(threads)
     try:
         settings = TrainSettings(loss=loss, margin=margin, threshold=threshold, epochs=epochs, batch_size=batch_size,
-                                 lr=lr, seed=seed, freeze_encoder=freeze_encoder, linear_probe=linear_probe)
+                                 lr=lr, seed=seed, freeze_encoder=freeze_encoder, head_epochs=head_epochs)
         job = TrainJob(data=str(data) if data else None, models=parse_models(models), label_mode=label,
                        encoder=encoder, pooling=pooling, max_length=max_length, split_seed=split_seed,
                        extra_prompts=extra_prompts, settings=settings)
@@ -120,9 +200,9 @@ def train_command(
     except (DataError, EncoderNotFound, ValueError) as err:
         fail(str(err))
     for epoch in result.history:
-        console.print(f"epoch {epoch.epoch}: loss {epoch.train_loss:.4f}, validation pair accuracy "
+        console.print(f"{epoch.stage} epoch {epoch.epoch}: loss {epoch.train_loss:.4f}, validation pair accuracy "
                       f"{epoch.val_pairwise_accuracy:.4f}, pairs kept {epoch.pairs_kept:,} filtered {epoch.pairs_filtered:,}")
-    console.print(f"best epoch {result.best_epoch}; checkpoint saved to {out} "
+    console.print(f"best epoch {result.best_epoch} of the {result.best_stage} stage; checkpoint saved to {out} "
                   f"({predictor.config.training['train_seconds']} s of training)")
     try:
         print_evaluation(evaluate_predictor(predictor, parts["test"], threshold), "held-out test prompts")
@@ -152,7 +232,7 @@ def print_evaluation(evaluation, title: str) -> None:
 def eval_command(
     predictor: PredictorOption = None,
     data: Annotated[Optional[Path], typer.Option(help="JSONL file [default: test prompts of the bundled data]")] = None,
-    threshold: Annotated[float, typer.Option(help="Length gap of the pairs that pair accuracy counts")] = 0.2,
+    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Length gap of the pairs that pair accuracy counts")] = 0.2,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout")] = False,
 ) -> None:
     """Kendall's tau-b, Spearman and pairwise accuracy, overall (mean over models) and per model."""
@@ -171,19 +251,50 @@ def eval_command(
         print_evaluation(evaluation, str(data) if data else "held-out test prompts")
 
 
+BLANK_SCORE = "nan"  # the score line of a blank prompt: output line i always belongs to input line i
+
+
+def read_prompt_lines(stream: IO[bytes]) -> tuple[list[str], int]:
+    """One prompt per line of `stream`, blank lines included; a UTF-8 BOM at the start is dropped. Returns
+    the prompts and how many lines were not valid UTF-8 (their bad bytes become U+FFFD; they are still scored)."""
+    prompts, undecodable = [], 0
+    for number, raw in enumerate(stream):
+        raw = raw[:-1] if raw.endswith(b"\n") else raw
+        raw = raw[:-1] if raw.endswith(b"\r") else raw
+        if number == 0 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]
+        try:
+            prompts.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            prompts.append(raw.decode("utf-8", errors="replace"))
+            undecodable += 1
+    return prompts, undecodable
+
+
 @app.command("score")
 def score_command(
     prompts: Annotated[Optional[list[str]], typer.Argument(help="Prompts; one per stdin line if none given")] = None,
     predictor: PredictorOption = None,
-    batch_size: Annotated[int, typer.Option(help="Prompts per forward pass")] = 32,
+    batch_size: Annotated[int, typer.Option(min=1, help="Prompts per forward pass")] = 32,
 ) -> None:
-    """Print one score per prompt (higher = longer expected response)."""
-    texts = list(prompts) if prompts else [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    """Print one score per prompt (higher = longer expected response), one line per argument or stdin line, in order.
+
+    A blank prompt gets `nan`, so output line i always belongs to input line i. Stdin is read as UTF-8: a BOM is
+    dropped, and a line that is not valid UTF-8 is scored with its bad bytes replaced (U+FFFD), with a warning.
+    """
+    texts, undecodable = (list(prompts), 0) if prompts else read_prompt_lines(sys.stdin.buffer)
     if not texts:
         fail("no prompts given: pass them as arguments or one per line on stdin")
-    scores = load_predictor(predictor).score(texts, batch_size=batch_size)
-    for score in scores:
-        sys.stdout.write(f"{score:.6f}\n")
+    if undecodable:
+        console.print(f"warning: {undecodable} line(s) were not valid UTF-8; their undecodable bytes were replaced "
+                      "by U+FFFD before scoring", soft_wrap=True)
+    loaded = load_predictor(predictor)
+    scored = [i for i, text in enumerate(texts) if text.strip()]
+    lines = [BLANK_SCORE] * len(texts)
+    if scored:
+        for i, score in zip(scored, loaded.score([texts[i] for i in scored], batch_size=batch_size)):
+            lines[i] = f"{score:.6f}"
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
 
 
 @app.command("make-tiny-model")
@@ -191,6 +302,7 @@ def make_tiny_model_command(out: Annotated[Path, typer.Argument(help="Directory 
     """Build a tiny random-weight Llama model + BPE tokenizer that vLLM serves (offline, deterministic)."""
     from pars.integrations.vllm.tiny_model import make_tiny_model
 
+    check_output_dir(out, "OUT")
     console.print(f"tiny model written to {make_tiny_model(out)}")
 
 
@@ -203,10 +315,13 @@ def serve_command(
                                            "priority: front-end scores as vLLM priorities, stock scheduler")] = "pars",
     predictor: PredictorOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
-    max_num_seqs: Annotated[Optional[int], typer.Option(help="vLLM's running batch limit")] = None,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 8000,
+    max_num_seqs: Annotated[Optional[int], typer.Option(min=1, help="vLLM's running batch limit")] = None,
 ) -> None:
-    """Start vLLM's OpenAI-compatible server; requests are scored in its front end, ordered in the engine."""
+    """Start vLLM's OpenAI-compatible server; requests are scored in its front end, ordered in the engine.
+
+    A `--additional-config` among the vLLM args is merged with PARS's: its `pars` keys win, and a
+    `pars.predictor` other than --predictor is an error."""
     from pars.integrations.vllm.serve import exec_server, serve_argv
     from pars.predictor import CheckpointError
     from pars.predictor.model import check_checkpoint
@@ -230,18 +345,24 @@ def bench_rank_command(
     """Rank test prompts with PARS (margin) against listmle, pointwise and classify, references, ablations, cross-model."""
     from pars.bench.ranking import build_plan, load_bench_data, run_plan
     from pars.bench.ranking_report import summarise, write_report
+    from pars.data import DataError
     from pars.paths import PROJECT_ROOT
+    from pars.predictor import EncoderNotFound
 
-    bench = load_bench_data(str(data) if data else None)
-    plan = build_plan(quick, bench.models)
-    with progress_bar() as progress:
-        task = progress.add_task("ranking runs", total=len({e.spec for e in plan}), info="")
+    check_output_dir(out, "--out")
+    try:
+        bench = load_bench_data(str(data) if data else None)
+        plan = build_plan(quick, bench.models)
+        with progress_bar() as progress:
+            task = progress.add_task("ranking runs", total=len({e.spec for e in plan}), info="")
 
-        def on_run(done: int, total: int, spec, cached: bool) -> None:
-            progress.update(task, completed=done, info=f"{spec.key}{' (cached)' if cached else ''}")
+            def on_run(done: int, total: int, spec, cached: bool) -> None:
+                progress.update(task, completed=done, info=f"{spec.key}{' (cached)' if cached else ''}")
 
-        outcomes = run_plan(plan, bench, out, None if quick or data else PROJECT_ROOT / "artifacts", on_run,
-                            train_missing=not report_only)
+            outcomes = run_plan(plan, bench, out, None if quick or data else PROJECT_ROOT / "artifacts", on_run,
+                                train_missing=not report_only)
+    except (DataError, EncoderNotFound, ValueError) as err:
+        fail(str(err))
     summary = summarise(plan, outcomes, bench, settings={"quick": quick})
     for path in write_report(summary, out):
         console.print(f"wrote {path}")
@@ -259,16 +380,14 @@ def bench_rank_command(
 @bench_app.command("overhead")
 def bench_overhead_command(
     predictor: PredictorOption = None,
-    prompts: Annotated[int, typer.Option(help="Held-out test prompts to time (a seeded sample)")] = 256,
-    threads: Annotated[int, typer.Option(help="Torch, OpenMP and tokenizer threads (predictor and engines)")] = 1,
-    passes: Annotated[int, typer.Option(help="Timed passes per cell; the median is reported")] = 3,
+    prompts: Annotated[int, typer.Option(min=1, help="Held-out test prompts to time (a seeded sample)")] = 256,
+    threads: Annotated[int, typer.Option(min=1, help="Torch, OpenMP and tokenizer threads (predictor and engines)")] = 1,
+    passes: Annotated[int, typer.Option(min=1, help="Timed passes per cell; the median is reported")] = 3,
     out: Annotated[Path, typer.Option(help="JSON file: the table and the machine facts")] = Path("results/overhead/scoring.json"),
     engine: Annotated[bool, typer.Option(help="Also time vLLM engine steps, FCFS vs PARS, idle and under load")] = False,
     model: Annotated[Optional[Path], typer.Option(help="Engine model dir for --engine [default: a fresh tiny model]")] = None,
 ) -> None:
     """What scoring a prompt costs (ms at batch 1, 8, 32) and the test-split Kendall tau, per precision and batching."""
-    import os
-
     os.environ["OMP_NUM_THREADS"] = str(threads)  # before torch is imported: the engines read it too
     if threads == 1:
         os.environ["TOKENIZERS_PARALLELISM"] = "false"  # else the Rust tokenizer batches on every core
@@ -276,6 +395,9 @@ def bench_overhead_command(
 
     from pars.bench.overhead import engine_overhead, scoring_cost
 
+    check_output_file(out, "--out")
+    if engine:
+        check_served_model(model)
     torch.set_num_threads(threads)
     loaded = load_predictor(predictor)
     with console.status("timing") as status:
@@ -316,21 +438,21 @@ def bench_serve_command(
     policies: Annotated[Optional[str], typer.Option(help="Comma-separated: fcfs, pars, oracle, pointwise, listmle, classify, pars-priority (stock priority scheduling), pars-engine and pars-ahead (diagnostics) [default: fcfs,pars,oracle + baselines with checkpoints]")] = None,
     rates: Annotated[Optional[str], typer.Option(help="Absolute arrival rates, req/s (overrides --loads)")] = None,
     loads: Annotated[str, typer.Option(help="Rates as fractions of the FCFS burst capacity")] = "0.5,0.7,0.85,0.95,1.1",
-    burst: Annotated[int, typer.Option(help="Requests in the burst run (0: none; then give --rates)")] = 80,
+    burst: Annotated[int, typer.Option(min=0, help="Requests in the burst run (0: none; then give --rates)")] = 80,
     trace: Annotated[Optional[str], typer.Option(help="azure-conv | azure-code | mooncake-conv instead of Poisson")] = None,
-    requests: Annotated[int, typer.Option(help="Requests per rate run")] = 300,
+    requests: Annotated[int, typer.Option(min=1, help="Requests per rate run")] = 300,
     duration: Annotated[Optional[float], typer.Option(help="Seconds of arrivals per rate run (overrides --requests)")] = None,
     length_scale: Annotated[float, typer.Option(help="Multiply every response length (keeps their order)")] = 1.0,
     target_model: Annotated[Optional[str], typer.Option(help="Whose true response lengths to replay [default: gpt-3.5-turbo-1106, or the one model in --data]")] = None,
     data: Annotated[Optional[Path], typer.Option(help="Replay your own traffic: a JSONL file as `pars train --data` reads (prompt, response_tokens, optional model) instead of the bundled test split")] = None,
-    repeats: Annotated[int, typer.Option(help="Run everything this many times (fresh engines) and report the spread")] = 1,
+    repeats: Annotated[int, typer.Option(min=1, help="Run everything this many times (fresh engines) and report the spread")] = 1,
     model: Annotated[Optional[Path], typer.Option(help="Served model dir [default: artifacts/tiny-model, built if missing]")] = None,
-    max_num_seqs: Annotated[int, typer.Option(help="vLLM's running batch limit")] = 4,
-    kv_cache_gib: Annotated[int, typer.Option(help="VLLM_CPU_KVCACHE_SPACE")] = 1,
-    aging_rate: Annotated[Optional[float], typer.Option(help="Starvation bound: key units per second waited")] = None,
-    max_wait_s: Annotated[Optional[float], typer.Option(help="Starvation bound: hard maximum wait, s")] = None,
-    fcfs_wait_factor: Annotated[Optional[float], typer.Option(help="Starvation bound: go first after waiting this many times the estimated FCFS wait")] = None,
-    score_budget_ms: Annotated[Optional[float], typer.Option(help="Most an engine step waits for pending scores")] = None,
+    max_num_seqs: Annotated[int, typer.Option(min=1, help="vLLM's running batch limit")] = 4,
+    kv_cache_gib: Annotated[int, typer.Option(min=1, help="VLLM_CPU_KVCACHE_SPACE")] = 1,
+    aging_rate: Annotated[Optional[float], typer.Option(min=0.0, help="Starvation bound: key units per second waited")] = None,
+    max_wait_s: Annotated[Optional[float], typer.Option(help="Starvation bound: hard maximum wait, s (> 0; inf: off)")] = None,
+    fcfs_wait_factor: Annotated[Optional[float], typer.Option(min=1.0, help="Starvation bound: go first after waiting this many times the estimated FCFS wait")] = None,
+    score_budget_ms: Annotated[Optional[float], typer.Option(min=0.0, help="Most an engine step waits for pending scores")] = None,
     predictor: PredictorOption = None,
     seed: Annotated[int, typer.Option(help="Seed of prompt choice and arrivals")] = 0,
     quick: Annotated[bool, typer.Option(help="fcfs, pars, oracle only; burst 40 + one Poisson run at 0.95 load, 120 requests (a few minutes)")] = False,
@@ -344,12 +466,20 @@ def bench_serve_command(
                                     run_serving_benchmark, split_of, workload_pool)
     from pars.data import DataError
     from pars.bench.serving_report import SHORT_COLUMNS, settings_dict, table_cells, write_outputs
+    from pars.bench.traces import TRACES
     from pars.bench.workload import QUICK_PLAN, ArrivalPlan
     from pars.paths import PROJECT_ROOT
 
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    for option, value in (("--duration", duration), ("--length-scale", length_scale), ("--max-wait-s", max_wait_s)):
+        check_positive(option, value)
+    if trace is not None and trace not in TRACES:  # else it fails only after the burst run, minutes in
+        fail(f"--trace {trace!r}: choose one of {', '.join(sorted(TRACES))}")
+    check_output_dir(out, "--out")
+    check_served_model(model)
     try:
         specs = resolve_policies(policies.split(",") if policies else (["pars", "oracle"] if quick else None), predictor)
+        check_checkpoints(s.predictor for s in specs if s.predictor is not None)
         plan = ArrivalPlan(requests, burst, parse_floats(loads), parse_floats(rates), duration, trace, length_scale, seed)
         plan = replace(plan, **QUICK_PLAN) if quick else plan
         engine = EngineSettings(str(ensure_model(model or PROJECT_ROOT / "artifacts" / "tiny-model")), max_num_seqs,
@@ -370,13 +500,13 @@ def bench_serve_command(
 def bench_http_command(
     predictor: PredictorOption = None,
     model: Annotated[Optional[Path], typer.Option(help="Served model dir [default: artifacts/tiny-model, built if missing]")] = None,
-    requests: Annotated[int, typer.Option(help="Streamed chat requests per burst")] = 80,
+    requests: Annotated[int, typer.Option(min=1, help="Streamed chat requests per burst")] = 80,
     length_scale: Annotated[float, typer.Option(help="max_tokens = true length x this (ignore_eos)")] = 1.0,
     setups: Annotated[str, typer.Option(help="Comma-separated, run in this order: fcfs, pars, priority")] = "fcfs,pars,priority",
     target_model: Annotated[str, typer.Option(help="Whose true response lengths to replay")] = "gpt-3.5-turbo-1106",
-    max_num_seqs: Annotated[int, typer.Option(help="vLLM's running batch limit")] = 4,
-    stream_interval: Annotated[int, typer.Option(help="vLLM --stream-interval: tokens per streamed event after the first")] = 8,
-    port: Annotated[int, typer.Option(help="Port of each server (one at a time, on 127.0.0.1)")] = 8000,
+    max_num_seqs: Annotated[int, typer.Option(min=1, help="vLLM's running batch limit")] = 4,
+    stream_interval: Annotated[int, typer.Option(min=1, help="vLLM --stream-interval: tokens per streamed event after the first")] = 8,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of each server (one at a time, on 127.0.0.1)")] = 8000,
     seed: Annotated[int, typer.Option(help="Seed of the prompt choice")] = 0,
     out: Annotated[Path, typer.Option(help="Where summary.md/json, requests.jsonl and server logs go")] = Path("results/http"),
 ) -> None:
@@ -392,6 +522,9 @@ def bench_http_command(
 
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     directory = predictor or default_predictor_dir()
+    check_positive("--length-scale", length_scale)
+    check_output_dir(out, "--out")
+    check_served_model(model)
     try:
         check_checkpoint(directory)
         settings = ServerSettings(str(ensure_model(model or PROJECT_ROOT / "artifacts" / "tiny-model")), str(directory),

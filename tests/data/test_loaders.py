@@ -77,3 +77,39 @@ def test_missing_file_and_empty_file(tmp_path):
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(DataError, match="no usable rows"):
         load_jsonl(tmp_path / "empty.jsonl")
+
+
+def test_a_utf8_byte_order_mark_at_the_start_of_a_file_is_accepted(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"prompt": "a", "response_tokens": 3}\n{"prompt": "b", "response_tokens": 4}\n')
+    assert [(r.prompt, r.response_tokens) for r in load_jsonl(path)] == [("a", 3), ("b", 4)]
+    packed = tmp_path / "bom.jsonl.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    assert len(load_jsonl(packed)) == 2
+
+
+ROWS_GZ = gzip.compress(b'{"prompt": "a", "response_tokens": 3}\n' * 50, mtime=0)
+
+
+@pytest.mark.parametrize("content", [b"not gzip at all", ROWS_GZ[:40]], ids=["not-gzip", "truncated"])
+def test_a_corrupt_or_truncated_gz_file_is_a_data_error_naming_the_file(tmp_path, content):
+    path = tmp_path / "rows.jsonl.gz"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=r"rows.jsonl.gz: not a readable gzip file"):
+        load_jsonl(path)
+
+
+def test_a_corrupt_bundled_lengths_file_is_a_data_error(tmp_path):
+    (tmp_path / "prompts.jsonl").write_text('{"prompt_id": "p1", "prompt": "a"}\n')
+    (tmp_path / "lengths.csv.gz").write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"lengths.csv.gz: not a readable gzip file"):
+        load_bundled(tmp_path)
+
+
+@pytest.mark.parametrize("length", [2**63, 10**30])
+def test_response_tokens_beyond_a_64_bit_integer_are_rejected_with_file_and_line(tmp_path, length):
+    path = tmp_path / "huge.jsonl"
+    path.write_text('{"prompt": "ok", "response_tokens": 5}\n' + f'{{"prompt": "a", "response_tokens": {length}}}\n')
+    with pytest.raises(DataError, match=r"huge.jsonl:2: 'response_tokens' .*too large"):
+        load_jsonl(path)
+    assert load_jsonl(path, skip_bad=True)[0].response_tokens == 5

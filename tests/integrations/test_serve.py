@@ -12,6 +12,7 @@ import pytest
 
 from pars.bench.http import free_port, wait_until_healthy
 from pars.integrations.vllm import POLICIES, serve_argv
+from pars.integrations.vllm.metrics import MULTIPROC_ENV, metrics_dir
 from pars.integrations.vllm.serve import MIDDLEWARE
 
 
@@ -28,16 +29,17 @@ def test_every_policy_builds_a_server_command_on_localhost():
             config = json.loads(argv[argv.index("--additional-config") + 1])
             assert config["pars"]["predictor"] == str(policy.default_predictor_dir())
             assert argv[argv.index("--middleware") + 1] == MIDDLEWARE
-            assert env == {"PARS_PREDICTOR": str(policy.default_predictor_dir()), "PARS_FRONT_END_MODE": "pars"}
+            assert env == {"PARS_PREDICTOR": str(policy.default_predictor_dir()), "PARS_FRONT_END_MODE": "pars",
+                           MULTIPROC_ENV: str(metrics_dir(8123))}
         else:
-            assert "--middleware" not in argv and env == {}
+            assert "--middleware" not in argv and env == {MULTIPROC_ENV: str(metrics_dir(8123))}
 
 
 def test_priority_mode_runs_stock_vllm_priority_scheduling_with_the_front_end_scorer():
     argv, env = serve_argv("model-dir", "pars", predictor_dir="ckpt", mode="priority")
     assert argv[argv.index("--scheduling-policy") + 1] == "priority"
     assert "--scheduler-cls" not in argv and argv[argv.index("--middleware") + 1] == MIDDLEWARE
-    assert env == {"PARS_PREDICTOR": "ckpt", "PARS_FRONT_END_MODE": "priority"}
+    assert env == {"PARS_PREDICTOR": "ckpt", "PARS_FRONT_END_MODE": "priority", MULTIPROC_ENV: str(metrics_dir(8000))}
 
 
 @pytest.mark.parametrize(("policy", "mode", "message"), [
@@ -48,6 +50,52 @@ def test_priority_mode_runs_stock_vllm_priority_scheduling_with_the_front_end_sc
 def test_bad_policy_or_mode_is_rejected(policy, mode, message):
     with pytest.raises(ValueError, match=message):
         serve_argv("model-dir", policy, mode=mode)
+
+
+def additional_config(argv: list[str]) -> dict:
+    assert argv.count("--additional-config") == 1, argv
+    return json.loads(argv[argv.index("--additional-config") + 1])
+
+
+@pytest.mark.parametrize("user_args", [
+    ["--additional-config", '{"pars": {"predictor": "X", "aging_rate": 0.1}, "other": 1}'],
+    ['--additional-config={"pars": {"predictor": "X", "aging_rate": 0.1}, "other": 1}'],
+    ["--additional-config.pars.predictor", "X", "--additional-config.pars.aging_rate=0.1", "--additional-config.other",
+     "1"],
+], ids=["json", "json-equals", "dotted"])
+def test_a_users_additional_config_pars_keys_are_merged_and_its_predictor_is_the_one_served(user_args):
+    argv, env = serve_argv("model-dir", "pars", extra_args=[*user_args, "--enforce-eager"])
+    assert additional_config(argv) == {"pars": {"predictor": "X", "aging_rate": 0.1}, "other": 1}
+    assert argv[-1] == "--enforce-eager"
+    assert env["PARS_PREDICTOR"] == "X"  # the front-end scorer loads the same checkpoint as the scheduler
+    assert env["PARS_AGING_RATE"] == "0.1"
+
+
+def test_additional_config_predictor_reaches_the_front_end_in_priority_mode():
+    argv, env = serve_argv("model-dir", "pars", mode="priority",
+                           extra_args=["--additional-config", '{"pars": {"predictor": "X"}}'])
+    assert env["PARS_PREDICTOR"] == "X"
+    assert additional_config(argv) == {"pars": {"predictor": "X"}}
+
+
+def test_the_same_predictor_given_twice_is_fine_and_different_ones_are_an_error():
+    same = ["--additional-config", '{"pars": {"predictor": "./ckpt"}}']
+    argv, env = serve_argv("model-dir", "pars", "ckpt", extra_args=same)
+    assert env["PARS_PREDICTOR"] == "ckpt" and additional_config(argv)["pars"]["predictor"] == "ckpt"
+    with pytest.raises(ValueError, match="--predictor ckpt .* pars.predictor other"):
+        serve_argv("model-dir", "pars", "ckpt", extra_args=["--additional-config", '{"pars": {"predictor": "other"}}'])
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--additional-config", "{not json"], "not valid JSON"),
+    (["--additional-config", "[1]"], "JSON object"),
+    (["--additional-config"], "needs a JSON value"),
+    (["--additional-config", '{"pars": {"agin_rate": 1}}'], "unknown"),
+    (["--additional-config", '{"pars": {"max_batch": 0}}'], "max_batch"),
+])
+def test_a_bad_additional_config_is_rejected_before_the_server_starts(extra, message):
+    with pytest.raises(ValueError, match=message):
+        serve_argv("model-dir", "pars", extra_args=extra)
 
 
 def test_pars_serve_answers_completions_and_chat_on_localhost(tiny_model, predictor_dir, tmp_path):

@@ -7,29 +7,46 @@ import gzip
 import io
 import json
 import logging
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
-from pars.data.records import DataError, LengthRecord
+from pars.data.records import MAX_RESPONSE_TOKENS, DataError, LengthRecord
 
 log = logging.getLogger(__name__)
 
 LABEL_COLUMNS = ("tok_llama3", "tok_cl100k", "tok_mistral_v1", "tok_qwen", "n_words", "n_chars")
+GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)  # not gzip, truncated, corrupt stream
 
 
 def _open_binary(path: Path) -> IO[bytes]:
     if not path.exists():
         raise DataError(f"{path}: no such file")
-    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+    try:
+        return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+    except OSError as err:
+        raise DataError(f"{path}: cannot be opened ({err.strerror or err})") from None
+
+
+def _gzip_error(path: Path, err: Exception) -> DataError:
+    return DataError(f"{path}: not a readable gzip file ({err or type(err).__name__}); re-download or re-compress it")
+
+
+def _check_length(where: str, length: int) -> int:
+    if length < 0:
+        raise DataError(f"{where}: 'response_tokens' must be a non-negative integer, got {length}")
+    if length > MAX_RESPONSE_TOKENS:
+        raise DataError(f"{where}: 'response_tokens' is too large ({length}; at most 2**63 - 1)")
+    return length
 
 
 def _parse_json_row(path: Path, line_no: int, line: str) -> LengthRecord:
     where = f"{path}:{line_no}"
     try:
         row = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise DataError(f"{where}: invalid JSON ({err.msg})") from None
+    except ValueError as err:  # JSONDecodeError, or an integer of over 4300 digits
+        raise DataError(f"{where}: invalid JSON ({getattr(err, 'msg', err)})") from None
     if not isinstance(row, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
     for field in ("prompt", "response_tokens"):
@@ -40,11 +57,9 @@ def _parse_json_row(path: Path, line_no: int, line: str) -> LengthRecord:
         raise DataError(f"{where}: 'prompt' must be a string, got {type(prompt).__name__}")
     if isinstance(length, bool) or not isinstance(length, int):
         raise DataError(f"{where}: 'response_tokens' must be a non-negative integer, got {length!r}")
-    if length < 0:
-        raise DataError(f"{where}: 'response_tokens' must be a non-negative integer, got {length}")
     return LengthRecord(
         prompt=prompt,
-        response_tokens=length,
+        response_tokens=_check_length(where, length),
         model=str(row.get("model", "unknown")),
         source=str(row.get("source", "user")),
         prompt_id=str(row.get("prompt_id", f"{path.name}:{line_no}")),
@@ -52,14 +67,20 @@ def _parse_json_row(path: Path, line_no: int, line: str) -> LengthRecord:
 
 
 def _numbered_lines(path: Path, handle: IO[bytes]) -> Iterator[tuple[int, str]]:
-    """Non-blank lines decoded one by one, so an undecodable byte is reported at its own line."""
-    for line_no, raw in enumerate(handle, start=1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise DataError(f"{path}:{line_no}: not valid UTF-8 ({err.reason})") from None
-        if line.strip():
-            yield line_no, line
+    """Non-blank lines decoded one by one, so an undecodable byte is reported at its own line.
+
+    A UTF-8 byte order mark at the start of the file is dropped; a corrupt .gz file raises `DataError`.
+    """
+    try:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"{path}:{line_no}: not valid UTF-8 ({err.reason})") from None
+            if line.strip():
+                yield line_no, line
+    except GZIP_ERRORS as err:
+        raise _gzip_error(path, err) from None
 
 
 def load_jsonl(path: str | Path, skip_bad: bool = False) -> list[LengthRecord]:
@@ -98,6 +119,20 @@ def _read_prompts(path: Path) -> dict[str, dict]:
     return prompts
 
 
+def _csv_rows(path: Path, columns: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) of a CSV file (plain or .gz) that must have `columns`; read errors raise `DataError`."""
+    try:
+        with io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            if missing := [c for c in columns if c not in (reader.fieldnames or ())]:
+                raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
+            yield from enumerate(reader, start=2)
+    except GZIP_ERRORS as err:
+        raise _gzip_error(path, err) from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not valid UTF-8 ({err.reason})") from None
+
+
 def load_bundled(
     data_dir: str | Path,
     label: str = "tok_llama3",
@@ -116,23 +151,22 @@ def load_bundled(
     records: list[LengthRecord] = []
     seen_models: set[str] = set()
     lengths_path = data_dir / "lengths.csv.gz"
-    with io.TextIOWrapper(_open_binary(lengths_path), encoding="utf-8") as handle:
-        for line_no, row in enumerate(csv.DictReader(handle), start=2):
-            seen_models.add(row["model"])
-            if row["variant"] == "1" and not include_variants:
-                continue
-            if wanted is not None and row["model"] not in wanted:
-                continue
-            prompt = prompts.get(row["prompt_id"])
-            if prompt is None:
-                raise DataError(f"{lengths_path}:{line_no}: prompt_id {row['prompt_id']} not in prompts.jsonl")
-            try:
-                length = int(row[label])
-            except ValueError:
-                raise DataError(f"{lengths_path}:{line_no}: {label} is not an integer: {row[label]!r}") from None
-            records.append(
-                LengthRecord(prompt["prompt"], length, row["model"], row["source"], row["prompt_id"])
-            )
+    for line_no, row in _csv_rows(lengths_path, ("prompt_id", "model", "source", "variant", label)):
+        seen_models.add(row["model"])
+        if row["variant"] == "1" and not include_variants:
+            continue
+        if wanted is not None and row["model"] not in wanted:
+            continue
+        prompt = prompts.get(row["prompt_id"])
+        if prompt is None:
+            raise DataError(f"{lengths_path}:{line_no}: prompt_id {row['prompt_id']} not in prompts.jsonl")
+        try:
+            length = _check_length(f"{lengths_path}:{line_no}", int(row[label]))
+        except ValueError:
+            raise DataError(f"{lengths_path}:{line_no}: {label} is not an integer: {row[label]!r}") from None
+        records.append(
+            LengthRecord(prompt["prompt"], length, row["model"], row["source"], row["prompt_id"])
+        )
     if wanted is not None and (unknown := wanted - seen_models):
         raise DataError(f"unknown model(s) {', '.join(sorted(unknown))}; see {data_dir / 'models.csv'}")
     return records

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+MAX_RESPONSE_TOKENS = 2**63 - 1  # lengths become int64 / float64 arrays downstream
+
+
 class DataError(ValueError):
     """A data file is missing or malformed; the message names the file and line."""
 

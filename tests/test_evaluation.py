@@ -1,0 +1,68 @@
+"""Evaluation metrics without materialising pairs: equal to the brute-force pair count, linear memory in rows."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from pars.data.pairs import in_batch_pairs
+from pars.data.records import LengthRecord
+from pars.evaluation import evaluate_scores
+from pars.metrics import gap_pair_counts, pairwise_accuracy
+
+
+def brute_force_accuracy(scores: np.ndarray, lengths: np.ndarray, threshold: float) -> float:
+    """Every kept pair built explicitly (what pairwise_accuracy did before it counted by sorting)."""
+    pairs = in_batch_pairs(lengths, threshold)
+    if pairs.kept == 0:
+        return float("nan")
+    agreement = np.sign(scores[pairs.first] - scores[pairs.second]) * pairs.sign
+    return float(np.mean((agreement > 0) + 0.5 * (agreement == 0)))
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.2, 0.5, 0.99])
+@pytest.mark.parametrize("seed", range(4))
+def test_pairwise_accuracy_equals_the_brute_force_count_with_ties_and_zeros(seed, threshold):
+    rng = np.random.default_rng(seed)
+    n = 300
+    lengths = rng.integers(0, 60, size=n).astype(float)  # many equal lengths and some zeros
+    scores = rng.integers(0, 25, size=n).astype(float)  # many tied scores
+    scores[rng.choice(n, 5, replace=False)] = np.nan
+    assert pairwise_accuracy(scores, lengths, threshold) == brute_force_accuracy(scores, lengths, threshold)
+    kept, _, _ = gap_pair_counts(scores, lengths, threshold)
+    assert kept == in_batch_pairs(lengths, threshold).kept
+
+
+def test_pairwise_accuracy_over_label_columns_with_unknown_lengths_equals_the_brute_force_count():
+    rng = np.random.default_rng(7)
+    lengths = rng.integers(1, 500, size=(120, 4)).astype(float)
+    lengths[rng.random(lengths.shape) < 0.3] = np.nan  # a model did not answer that prompt
+    scores = rng.normal(size=120)
+    assert pairwise_accuracy(scores, lengths, 0.2) == brute_force_accuracy(scores, lengths, 0.2)
+
+
+def test_pairwise_accuracy_hand_computed_case():
+    # lengths 10, 100, 50 with threshold 0.2: all three pairs kept; scores order (0,1) and (0,2) right, (1,2) tied
+    assert gap_pair_counts(np.array([0.0, 1.0, 1.0]), np.array([10.0, 100.0, 50.0]), 0.2) == (3, 2, 1)
+    assert pairwise_accuracy(np.array([0.0, 1.0, 1.0]), np.array([10.0, 100.0, 50.0]), 0.2) == 2.5 / 3
+    assert np.isnan(pairwise_accuracy(np.array([1.0, 2.0]), np.array([10.0, 10.0]), 0.2))  # no kept pair
+
+
+def test_evaluating_50k_rows_of_one_model_needs_memory_linear_in_rows():
+    """All n^2/2 pairs of 50k rows would take over 10 GB; the sort-based count stays far below 100 MB."""
+    rng = np.random.default_rng(0)
+    n = 50_000
+    lengths = rng.integers(1, 2000, size=n)
+    scores = np.log(lengths) + rng.normal(scale=1.0, size=n)
+    records = [LengthRecord(f"prompt {i}", int(lengths[i]), "m", prompt_id=str(i)) for i in range(n)]
+    score_of = {r.prompt: float(s) for r, s in zip(records, scores)}
+    tracemalloc.start()
+    try:
+        evaluation = evaluate_scores(records, lambda r: score_of[r.prompt])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    report = evaluation.per_model["m"]
+    assert report.n == n
+    assert 0.5 < report.pairwise_accuracy < 1.0 and 0.2 < report.kendall_tau < 1.0
