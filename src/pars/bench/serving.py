@@ -15,6 +15,7 @@ engine's capacity) sets the Poisson and trace rates that every policy then repla
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import statistics
@@ -241,6 +242,8 @@ async def _run_policy(settings: EngineSettings, spec: PolicySpec, burst: Workloa
             result.runs.append(await _measure(engine, spec, workload, load, front_end))
     finally:
         engine.shutdown()
+        del engine
+        gc.collect()  # AsyncLLM sits in a reference cycle; collected at exit, its __del__ raises in vLLM 0.32
         if front_end is not None:
             front_end.scorer.close()
             record.front_end = front_end.scorer.counters.summary()
