@@ -2,7 +2,7 @@
 
 from pars.data.records import DataError, LengthRecord
 from pars.data.loaders import load_bundled, load_jsonl, load_records
-from pars.data.splits import PromptSplit, normalise_prompt, split_by_prompt
+from pars.data.splits import PromptSplit, normalise_prompt
 from pars.data.pairs import length_gap_ratio, in_batch_pairs
 
 __all__ = [
@@ -13,7 +13,6 @@ __all__ = [
     "load_records",
     "PromptSplit",
     "normalise_prompt",
-    "split_by_prompt",
     "length_gap_ratio",
     "in_batch_pairs",
 ]

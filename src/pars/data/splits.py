@@ -52,8 +52,3 @@ class PromptSplit:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def split_by_prompt(records: Iterable[LengthRecord], seed: int = 0) -> dict[str, list[LengthRecord]]:
-    """Shorthand for `PromptSplit(seed).partition(records)`."""
-    return PromptSplit(seed=seed).partition(records)
