@@ -66,3 +66,20 @@ def test_evaluating_50k_rows_of_one_model_needs_memory_linear_in_rows():
     report = evaluation.per_model["m"]
     assert report.n == n
     assert 0.5 < report.pairwise_accuracy < 1.0 and 0.2 < report.kendall_tau < 1.0
+
+
+def test_balanced_overall_is_the_mean_over_sources_of_each_sources_mean_over_models():
+    from pars.data.records import LengthRecord
+    from pars.evaluation import evaluate_scores
+
+    prompts = [f"prompt {i}" for i in range(12)]
+    records = [LengthRecord(p, 10 * (i + 1), model, source) for model, source in
+               (("a1", "big"), ("a2", "big"), ("a3", "big"), ("b1", "small")) for i, p in enumerate(prompts)]
+    # Scores rank "big"'s lengths perfectly; "small"'s model answers in the reverse order.
+    evaluation = evaluate_scores(records, lambda r: (1 if r.source == "big" else -1) * r.response_tokens)
+    assert evaluation.per_source["big"]["kendall_tau"] == pytest.approx(1.0)
+    assert evaluation.per_source["small"]["kendall_tau"] == pytest.approx(-1.0)
+    assert evaluation.overall["kendall_tau"] == pytest.approx(0.5)  # (1 + 1 + 1 - 1) / 4 models
+    assert evaluation.balanced["kendall_tau"] == pytest.approx(0.0) and evaluation.balanced["sources"] == 2
+    assert evaluation.per_source["big"]["models"] == 3 and evaluation.per_source["small"]["n"] == 12
+    assert set(evaluation.to_dict()) >= {"balanced", "per_source", "per_model", "kendall_tau"}

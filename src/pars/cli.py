@@ -211,12 +211,20 @@ def train_command(
 
 
 def print_evaluation(evaluation, title: str) -> None:
+    """Balanced overall first (mean over sources), then each source, the mean over models, and a few models."""
     table = Table(title=f"Ranking quality on {title}")
-    for column in ("model", "Kendall tau-b", "Spearman", "pair accuracy", "n"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+    for column in ("rows", "Kendall tau-b", "Spearman", "pair accuracy", "n"):
+        table.add_column(column, justify="left" if column == "rows" else "right")
+
+    def add(name: str, m: dict, n: object = "") -> None:
+        table.add_row(name, f"{m['kendall_tau']:.3f}", f"{m['spearman']:.3f}", f"{m['pairwise_accuracy']:.3f}", str(n))
+
     overall = evaluation.overall
-    table.add_row(f"overall (mean of {overall['models']} models)", f"{overall['kendall_tau']:.3f}",
-                  f"{overall['spearman']:.3f}", f"{overall['pairwise_accuracy']:.3f}", str(overall["n"]))
+    if len(evaluation.per_source) > 1:
+        add(f"balanced (mean of {len(evaluation.per_source)} sources)", evaluation.balanced, overall["n"])
+        for source, m in evaluation.per_source.items():
+            add(f"  source {source} ({m['models']} models)", m, m["n"])
+    add(f"overall (mean of {overall['models']} models)", overall, overall["n"])
     shown = [name for wanted in REPORT_MODELS for name in evaluation.per_model
              if name == wanted or name.endswith(f"/{wanted}")]
     if len(evaluation.per_model) <= 12:
@@ -235,7 +243,8 @@ def eval_command(
     threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Length gap of the pairs that pair accuracy counts")] = 0.2,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout")] = False,
 ) -> None:
-    """Kendall's tau-b, Spearman and pairwise accuracy, overall (mean over models) and per model."""
+    """Kendall's tau-b, Spearman and pairwise accuracy: balanced (mean over sources), per source, overall (mean over
+    models) and per model."""
     from pars.data import DataError
     from pars.jobs import evaluate_predictor, test_records
 
@@ -366,14 +375,17 @@ def bench_rank_command(
     summary = summarise(plan, outcomes, bench, settings={"quick": quick})
     for path in write_report(summary, out):
         console.print(f"wrote {path}")
-    table = Table(title=f"Kendall tau-b on {summary['settings']['test_prompts']} test prompts (mean over models)")
-    for column in ("method", "encoder", "tau (± std)", "pair accuracy", "seeds"):
+    table = Table(title=f"Kendall tau-b on {summary['settings']['test_prompts']} test prompts (balanced: mean over "
+                        "sources of each source's mean over models)")
+    for column in ("method", "encoder", "balanced tau (± std)", "mean over models", "pair accuracy", "seeds"):
         table.add_column(column)
     for name, row in summary["methods"].items():
-        table.add_row(name, row["encoder"], f"{row['kendall_tau_mean']:.3f} ± {row['kendall_tau_std']:.3f}",
+        table.add_row(name, row["encoder"],
+                      f"{row['balanced_kendall_tau_mean']:.3f} ± {row['balanced_kendall_tau_std']:.3f}",
+                      f"{row['kendall_tau_mean']:.3f} ± {row['kendall_tau_std']:.3f}",
                       f"{row['pairwise_accuracy_mean']:.3f}", str(row["seeds"]))
     for name, value in summary["references"].items():
-        table.add_row(f"reference: {name}", "", f"{value:.3f}", "", "")
+        table.add_row(f"reference: {name}", "", f"{value:.3f}", "", "", "")
     print_table(table)
 
 

@@ -1,8 +1,10 @@
-"""Evaluate a ranker on held-out records: per-model metrics and the overall mean over models.
+"""Evaluate a ranker on held-out records: per model, per source, and two overall means.
 
 "Overall" is the mean of the per-model taus, never one tau over rows pooled across models or sources
-(that would reward guessing which model or source a row came from). A model that answered prompts of
-several sources is evaluated once per source, named `source/model`.
+(that would reward guessing which model or source a row came from). "Balanced" is the mean over sources
+of each source's mean over its models: the bundled data has 216 AlpacaEval models and a handful from the
+other sources, so the mean over models mostly measures AlpacaEval, and the balanced mean does not. A
+model that answered prompts of several sources is evaluated once per source, named `source/model`.
 """
 
 from __future__ import annotations
@@ -20,40 +22,50 @@ from pars.metrics import RankingReport, ranking_report
 MIN_PROMPTS_PER_MODEL = 10
 
 
+METRICS = ("kendall_tau", "spearman", "pairwise_accuracy")
+
+
 @dataclass(frozen=True)
 class Evaluation:
     overall: dict[str, float]  # kendall_tau, spearman, pairwise_accuracy: means over models; n: rows
     per_model: dict[str, RankingReport]
+    per_source: dict[str, dict[str, float]]  # the same means over each source's models
+    balanced: dict[str, float]  # means over sources of the per-source means
 
     def to_dict(self) -> dict:
-        return {**self.overall, "per_model": {m: asdict(r) for m, r in self.per_model.items()}}
+        return {**self.overall, "balanced": self.balanced, "per_source": self.per_source,
+                "per_model": {m: asdict(r) for m, r in self.per_model.items()}}
+
+
+def mean_metrics(reports: Sequence[RankingReport]) -> dict[str, float]:
+    """The metric means over `reports` (NaN-tolerant), their row count and how many there are."""
+    means: dict[str, float] = {name: float(np.nanmean([getattr(r, name) for r in reports])) for name in METRICS}
+    return {**means, "n": int(sum(r.n for r in reports)), "models": len(reports)}
 
 
 def evaluate_scores(records: Sequence[LengthRecord], score_of: Callable[[LengthRecord], float],
                     threshold: float = 0.2, min_prompts: int = MIN_PROMPTS_PER_MODEL) -> Evaluation:
     """Metrics per model from any scoring rule; models with fewer than `min_prompts` rows are left out."""
-    by_model: dict[str, list[LengthRecord]] = defaultdict(list)
-    several_sources = len({r.source for r in records}) > 1
+    by_model: dict[tuple[str, str], list[LengthRecord]] = defaultdict(list)
     for record in records:
-        by_model[f"{record.source}/{record.model}" if several_sources else record.model].append(record)
-    per_model = {}
-    for model, rows in sorted(by_model.items()):
+        by_model[(record.source, record.model)].append(record)
+    several_sources = len({source for source, _ in by_model}) > 1
+    per_model: dict[str, RankingReport] = {}
+    by_source: dict[str, list[RankingReport]] = defaultdict(list)
+    for (source, model), rows in sorted(by_model.items()):
         if len(rows) < min_prompts:
             continue
         scores = np.array([score_of(r) for r in rows], dtype=float)
         lengths = np.array([r.response_tokens for r in rows], dtype=float)
-        per_model[model] = ranking_report(scores, lengths, threshold)
+        report = ranking_report(scores, lengths, threshold)
+        per_model[f"{source}/{model}" if several_sources else model] = report
+        by_source[source].append(report)
     if not per_model:
         raise ValueError(f"no model has {min_prompts}+ evaluation rows")
-    reports = list(per_model.values())
-    overall = {
-        "kendall_tau": float(np.nanmean([r.kendall_tau for r in reports])),
-        "spearman": float(np.nanmean([r.spearman for r in reports])),
-        "pairwise_accuracy": float(np.nanmean([r.pairwise_accuracy for r in reports])),
-        "n": int(sum(r.n for r in reports)),
-        "models": len(reports),
-    }
-    return Evaluation(overall, per_model)
+    per_source = {source: mean_metrics(reports) for source, reports in sorted(by_source.items())}
+    balanced = {name: float(np.nanmean([m[name] for m in per_source.values()])) for name in METRICS}
+    balanced["sources"] = len(per_source)
+    return Evaluation(mean_metrics(list(per_model.values())), per_model, per_source, balanced)
 
 
 def score_table(prompts: Sequence[str], scores: np.ndarray) -> Callable[[LengthRecord], float]:

@@ -50,14 +50,15 @@ def test_run_key_changes_with_every_setting():
 
 
 def test_row_stats_are_mean_and_sample_std_over_seeds():
-    runs = [{"kendall_tau": 0.2, "pairwise_accuracy": 0.6, "spearman": 0.3, "noise_pair_tau": 0.1,
-             "per_source": {"s": 0.2}},
-            {"kendall_tau": 0.4, "pairwise_accuracy": 0.8, "spearman": 0.5, "noise_pair_tau": float("nan"),
-             "per_source": {"s": 0.4}}]
+    runs = [{"kendall_tau": 0.2, "balanced_kendall_tau": 0.1, "pairwise_accuracy": 0.6, "spearman": 0.3,
+             "noise_pair_tau": 0.1, "per_source": {"s": 0.2}},
+            {"kendall_tau": 0.4, "balanced_kendall_tau": 0.3, "pairwise_accuracy": 0.8, "spearman": 0.5,
+             "noise_pair_tau": float("nan"), "per_source": {"s": 0.4}}]
     outcomes = [RunOutcome(RunSpec(seed=s), [], 10.0 * (s + 1), 1) for s in (0, 1)]
     stats = row_stats(runs, outcomes)
     assert stats["kendall_tau_mean"] == pytest.approx(0.3)
     assert stats["kendall_tau_std"] == pytest.approx(np.std([0.2, 0.4], ddof=1))
+    assert stats["balanced_kendall_tau_mean"] == pytest.approx(0.2)
     assert stats["pairwise_accuracy_mean"] == pytest.approx(0.7)
     assert stats["noise_pair_tau_mean"] == pytest.approx(0.1)  # NaN seeds are left out
     assert stats["seeds"] == 2 and stats["train_seconds_mean"] == 15.0

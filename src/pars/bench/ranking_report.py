@@ -37,13 +37,10 @@ def _overall_or_nan(records: Sequence[LengthRecord], rule: ScoreRule, threshold:
 
 
 def rule_metrics(records: Sequence[LengthRecord], rule: ScoreRule, threshold: float) -> dict:
-    """Overall, per-source and per-model metrics of one scoring rule, plus its tau on the noise-ceiling rows."""
+    """Overall, balanced, per-source and per-model taus of one scoring rule, plus its tau on the noise-ceiling rows."""
     evaluation = evaluate_scores(records, rule, threshold)
-    by_source: dict[str, list[LengthRecord]] = defaultdict(list)
-    for record in records:
-        by_source[record.source].append(record)
-    metrics = {**evaluation.overall,
-               "per_source": {s: _overall_or_nan(rows, rule, threshold)["kendall_tau"] for s, rows in sorted(by_source.items())},
+    metrics = {**evaluation.overall, "balanced_kendall_tau": evaluation.balanced["kendall_tau"],
+               "per_source": {source: m["kendall_tau"] for source, m in evaluation.per_source.items()},
                "per_model": {m: r.kendall_tau for m, r in evaluation.per_model.items()}}
     try:
         rows, _ = second_run(records, *NOISE_CEILING_PAIR)
@@ -76,10 +73,12 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 def row_stats(runs: Sequence[dict], outcomes: Sequence[RunOutcome]) -> dict:
     """Mean and spread over the seeds of one table row."""
     tau, tau_std = _mean_std([r["kendall_tau"] for r in runs])
+    balanced, balanced_std = _mean_std([r["balanced_kendall_tau"] for r in runs])
     accuracy, accuracy_std = _mean_std([r["pairwise_accuracy"] for r in runs])
     sources = sorted({s for r in runs for s in r["per_source"]})
     spec = outcomes[0].spec
-    return {"kendall_tau_mean": tau, "kendall_tau_std": tau_std, "pairwise_accuracy_mean": accuracy,
+    return {"balanced_kendall_tau_mean": balanced, "balanced_kendall_tau_std": balanced_std,
+            "kendall_tau_mean": tau, "kendall_tau_std": tau_std, "pairwise_accuracy_mean": accuracy,
             "pairwise_accuracy_std": accuracy_std, "spearman_mean": _mean_std([r["spearman"] for r in runs])[0],
             "noise_pair_tau_mean": _mean_std([r["noise_pair_tau"] for r in runs])[0],
             "per_source": {s: _mean_std([r["per_source"].get(s, np.nan) for r in runs])[0] for s in sources},
@@ -117,7 +116,8 @@ def summarise(plan: Sequence[PlanEntry], outcomes: Mapping[RunSpec, RunOutcome],
             "methods": tables.get("main", {}), "fine_tuned": tables.get("fine_tuned", {}),
             "ablations": tables.get("ablation", {}), "cross_model": cross,
             "cross_model_seeds": {row: s["seeds"] for row, s in tables.get("cross_model", {}).items()},
-            "references": {name: r["kendall_tau"] for name, r in references.items()},
+            # balanced where there are sources to balance; the noise ceiling is one model's tau
+            "references": {name: r.get("balanced_kendall_tau", r["kendall_tau"]) for name, r in references.items()},
             "reference_details": references}
 
 
@@ -128,10 +128,12 @@ def _fmt(value: float, spread: float | None = None) -> str:
 
 
 def stats_table(rows: Mapping[str, dict], sources: Sequence[str]) -> list[str]:
-    head = ["row", "encoder", "Kendall tau-b", "pair accuracy", "Spearman", *sources, "vicuna (noise rows)", "seeds"]
+    head = ["row", "encoder", "balanced tau", "tau (mean over models)", "pair accuracy", "Spearman", *sources,
+            "vicuna (noise rows)", "seeds"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, s in rows.items():
-        cells = [name, s["encoder"], _fmt(s["kendall_tau_mean"], s["kendall_tau_std"]),
+        cells = [name, s["encoder"], _fmt(s["balanced_kendall_tau_mean"], s["balanced_kendall_tau_std"]),
+                 _fmt(s["kendall_tau_mean"], s["kendall_tau_std"]),
                  _fmt(s["pairwise_accuracy_mean"], s["pairwise_accuracy_std"]), _fmt(s["spearman_mean"]),
                  *[_fmt(s["per_source"].get(src, np.nan)) for src in sources], _fmt(s["noise_pair_tau_mean"]),
                  str(s["seeds"])]
@@ -144,19 +146,21 @@ def headline(summary: dict) -> list[str]:
     methods, refs = summary["methods"], summary["references"]
     if not methods:
         return ["No run has finished yet."]
-    best = max(methods, key=lambda m: methods[m]["kendall_tau_mean"])
-    lines = [f"- Best loss by mean tau: **{best}** ({_fmt(methods[best]['kendall_tau_mean'])})."]
+    best = max(methods, key=lambda m: methods[m]["balanced_kendall_tau_mean"])
+    lines = [f"- Best loss by balanced tau (mean over sources of each source's mean over models): **{best}** "
+             f"({_fmt(methods[best]['balanced_kendall_tau_mean'])}; mean over models "
+             f"{_fmt(methods[best]['kendall_tau_mean'])})."]
     if "margin" in methods:
-        gaps = ", ".join(f"{m} {methods['margin']['kendall_tau_mean'] - s['kendall_tau_mean']:+.3f}"
-                         for m, s in methods.items() if m != "margin")
-        lines.append(f"- margin (PARS) minus each other loss, mean tau: {gaps}.")
+        for key, label in (("balanced_kendall_tau_mean", "balanced tau"), ("kendall_tau_mean", "mean tau over models")):
+            gaps = ", ".join(f"{m} {methods['margin'][key] - s[key]:+.3f}" for m, s in methods.items() if m != "margin")
+            lines.append(f"- margin (PARS) minus each other loss, {label}: {gaps}.")
     if "noise_ceiling" in refs:
         lines.append("- On vicuna-13b-v1.5's test prompts (where the second run exists): noise ceiling "
                      f"{_fmt(refs['noise_ceiling'])}; " + ", ".join(
                          f"{m} {_fmt(s['noise_pair_tau_mean'])}" for m, s in methods.items()) + ".")
     if "crowd_median" in refs:
         lines.append(f"- Crowd median (not deployable) {_fmt(refs['crowd_median'])}, prompt length "
-                     f"{_fmt(refs['prompt_length'])} (mean over models).")
+                     f"{_fmt(refs['prompt_length'])} (balanced tau).")
     return lines
 
 
@@ -166,7 +170,8 @@ def summary_markdown(summary: dict) -> str:
                       for s in r["per_source"]})
     lines = ["# Ranking benchmark", "",
              f"Test prompts: {settings['test_prompts']} ({settings['test_rows']} rows, "
-             f"{settings['evaluated_models']} models), split {settings['split']}. Kendall tau-b and pair accuracy "
+             f"{settings['evaluated_models']} models), split {settings['split']}. Balanced tau is the mean over sources "
+             "of each source's mean over its models (the sources' columns); Kendall tau-b and pair accuracy "
              f"(pairs with a length gap >= {settings['pair_threshold']}) are means over models of per-model values; "
              "± is the standard deviation over seeds. Settings: "
              + ", ".join(f"{k}={v}" for k, v in settings.items() if k not in ("split", "test_prompts", "test_rows")),
@@ -174,10 +179,11 @@ def summary_markdown(summary: dict) -> str:
     for key, title in (("methods", TABLES["main"]), ("fine_tuned", TABLES["fine_tuned"]), ("ablations", TABLES["ablation"])):
         if summary[key]:
             lines += ["", f"## {title}", "", *stats_table(summary[key], sources)]
-    lines += ["", "## Reference points (same test prompts)", "", "| reference | Kendall tau-b | pair accuracy |",
-              "|---|---|---|"]
+    lines += ["", "## Reference points (same test prompts)", "",
+              "| reference | balanced tau | tau (mean over models) | pair accuracy |", "|---|---|---|---|"]
     for name, r in summary["reference_details"].items():
-        lines.append(f"| {name} | {_fmt(r['kendall_tau'])} | {_fmt(r['pairwise_accuracy'])} |")
+        lines.append(f"| {name} | {_fmt(r.get('balanced_kendall_tau', np.nan))} | {_fmt(r['kendall_tau'])} | "
+                     f"{_fmt(r['pairwise_accuracy'])} |")
     if summary["cross_model"]:
         columns = list(next(iter(summary["cross_model"].values())))
         lines += ["", "## Cross-model: Kendall tau-b on each test model (rows: trained on)", "",
@@ -190,10 +196,10 @@ def summary_markdown(summary: dict) -> str:
 
 def _bar_plot(ax, rows: Mapping[str, dict], title: str) -> None:
     names = list(rows)
-    ax.bar(names, [rows[n]["kendall_tau_mean"] for n in names], yerr=[rows[n]["kendall_tau_std"] for n in names],
-           capsize=4, color="tab:blue")
+    ax.bar(names, [rows[n]["balanced_kendall_tau_mean"] for n in names],
+           yerr=[rows[n]["balanced_kendall_tau_std"] for n in names], capsize=4, color="tab:blue")
     ax.set_title(title)
-    ax.set_ylabel("Kendall tau-b (mean over models)")
+    ax.set_ylabel("balanced Kendall tau-b (mean over sources)")
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
 
 
