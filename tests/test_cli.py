@@ -297,3 +297,32 @@ def test_eval_without_data_reads_the_bundled_test_prompts_of_the_checkpoints_spl
     test_prompts = PromptSplit(seed=0).partition(load_records(bundled_data_dir()))["test"]
     assert report["n"] == len(test_prompts) > 30_000
     assert len(report["per_model"]) > 200 and -1 <= report["kendall_tau"] <= 1
+
+
+def test_train_init_from_continues_a_checkpoint_on_new_data_and_records_its_lineage(tmp_path, small_jsonl,
+                                                                                     untrained_checkpoint):
+    import torch
+
+    from pars.predictor import Predictor
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for parent, out in ((untrained_checkpoint, first), (first, second)):
+        result = runner.invoke(app, ["train", "--init-from", str(parent), "--data", str(small_jsonl), "--freeze-encoder",
+                                     "--head-epochs", "3", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+    start, continued = (Predictor.load(d, precision="fp32").ranker for d in (untrained_checkpoint, first))
+    for (name, before), after in zip(start.encoder.state_dict().items(), continued.encoder.state_dict().values()):
+        assert torch.equal(before, after), f"head-only continuation moved the encoder ({name})"
+    assert not torch.equal(start.head.weight, continued.head.weight), "the head did not learn from the new data"
+    lineage = json.loads((second / "config.json").read_text())["training"]["init_from"]
+    assert lineage["path"] == str(first.resolve()) and lineage["data"] == str(small_jsonl)
+    assert lineage["parent"]["path"] == str(untrained_checkpoint.resolve()) and lineage["parent"]["parent"] is None
+
+
+@pytest.mark.parametrize("extra, message", [(["--loss", "pointwise"], "continue it with --loss margin"),
+                                            (["--pooling", "cls"], "keeps the encoder, pooling and max length"),
+                                            (["--max-length", "64"], "keeps the encoder, pooling and max length")])
+def test_train_init_from_refuses_another_loss_or_architecture(tmp_path, small_jsonl, untrained_checkpoint, extra, message):
+    result = runner.invoke(app, ["train", "--init-from", str(untrained_checkpoint), "--data", str(small_jsonl),
+                                 "--freeze-encoder", "--head-epochs", "1", "--out", str(tmp_path / "x"), *extra])
+    assert result.exit_code == 2 and message in result.output, result.output

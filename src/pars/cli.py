@@ -151,6 +151,15 @@ def check_train_options(out: Path, encoder: str | None, max_length: int, pooling
     check_encoder(encoder, max_length)
 
 
+def check_continuation(init_from: Path, encoder: str | None, max_length: int, pooling: str) -> None:
+    """`--init-from` brings its own encoder, pooling and max length: another one given with it is an error."""
+    check_checkpoints([init_from])
+    given = [f"--{name} {value}" for name, value, default in (("encoder", encoder, None), ("max-length", max_length, 128),
+                                                              ("pooling", pooling, "mean")) if value != default]
+    if given:
+        fail(f"{', '.join(given)}: a continued ranker keeps the encoder, pooling and max length of --init-from {init_from}")
+
+
 @app.command("train")
 def train_command(
     out: Annotated[Path, typer.Option(help="Where to write the checkpoint directory")] = default_predictor_dir(),
@@ -171,6 +180,7 @@ def train_command(
     extra_prompts: Annotated[int, typer.Option(min=0, help="Mix in this many prompts of data/extra_lengths.jsonl.gz")] = 0,
     freeze_encoder: Annotated[bool, typer.Option(help="Train only the head on cached embeddings (fast)")] = False,
     head_epochs: Annotated[int, typer.Option(min=0, help="Linear-probe passes: the head alone on frozen features, before fine-tuning (LP-FT) or, with --freeze-encoder, all of training; 0: no linear probe")] = 60,
+    init_from: Annotated[Optional[Path], typer.Option(help="Continue from this checkpoint (its encoder, pooling, max length and head) on --data; with --freeze-encoder only the head moves (seconds); the new checkpoint records its lineage")] = None,
     threads: Annotated[Optional[int], typer.Option(min=1, help="torch CPU threads")] = None,
 ) -> None:
     """Train the length ranker and save a checkpoint directory."""
@@ -181,7 +191,11 @@ def train_command(
     from pars.predictor import EncoderNotFound
     from pars.predictor.training import TrainSettings
 
-    check_train_options(out, encoder, max_length, pooling, label, lr)
+    if init_from is None:
+        check_train_options(out, encoder, max_length, pooling, label, lr)
+    else:
+        check_continuation(init_from, encoder, max_length, pooling)
+        check_train_options(out, None, 2, "mean", label, lr)
     if threads:
         torch.set_num_threads(threads)
     try:
@@ -189,7 +203,8 @@ def train_command(
                                  lr=lr, seed=seed, freeze_encoder=freeze_encoder, head_epochs=head_epochs)
         job = TrainJob(data=str(data) if data else None, models=parse_models(models), label_mode=label,
                        encoder=encoder, pooling=pooling, max_length=max_length, split_seed=split_seed,
-                       extra_prompts=extra_prompts, settings=settings)
+                       extra_prompts=extra_prompts, settings=settings,
+                       init_from=str(init_from) if init_from else None)
         with progress_bar() as progress:
             task = progress.add_task(f"training ({loss})", total=None, info="")
 

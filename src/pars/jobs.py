@@ -41,6 +41,26 @@ class TrainJob:
     split_seed: int = 0
     extra_prompts: int = 0  # how many prompts of data/extra_lengths.jsonl.gz to mix in (0: none)
     settings: TrainSettings = field(default_factory=TrainSettings)
+    init_from: str | None = None  # continue from this checkpoint (its encoder, pooling, max length and head)
+
+
+def starting_predictor(job: TrainJob, head_outputs: int) -> Predictor:
+    """A fresh ranker, or the checkpoint `job.init_from` (fp32, for training) when its loss matches the job's."""
+    if job.init_from is None:
+        return Predictor.untrained(job.encoder, job.pooling, job.max_length, head_outputs, seed=job.settings.seed)
+    predictor = Predictor.load(job.init_from, precision="fp32")
+    parent_loss = predictor.config.training.get("loss", "margin")
+    if parent_loss != job.settings.loss or predictor.config.head_outputs != head_outputs:
+        raise ValueError(f"--init-from {job.init_from} was trained with loss {parent_loss} "
+                         f"({predictor.config.head_outputs} head outputs); continue it with --loss {parent_loss}")
+    return predictor
+
+
+def lineage(init_from: str, parent_training: dict) -> dict:
+    """What a continued checkpoint records of where it started: the parent's path, data and its own lineage."""
+    return {"path": str(Path(init_from).resolve()), "data": parent_training.get("data"),
+            "data_fingerprint": parent_training.get("data_fingerprint"),
+            "train_prompts": parent_training.get("train_prompts"), "parent": parent_training.get("init_from")}
 
 
 def data_fingerprint(records: Sequence[LengthRecord]) -> str:
@@ -92,9 +112,10 @@ def run_training(job: TrainJob, out: str | Path | None = None, on_step: Progress
              len(val_labels.prompts), len(distinct_prompts(parts["test"])))
     settings = job.settings
     head_outputs = len(settings.bucket_edges) + 1 if settings.loss == "classify" else 1
-    predictor = Predictor.untrained(job.encoder, job.pooling, job.max_length, head_outputs, seed=settings.seed)
+    predictor = starting_predictor(job, head_outputs)
+    parent_training = dict(predictor.config.training)
     started = time.perf_counter()
-    result = train(predictor, train_labels, val_labels, settings, on_step)
+    result = train(predictor, train_labels, val_labels, settings, on_step, fresh_head=job.init_from is None)
     predictor.config.bucket_edges = list(settings.bucket_edges) if head_outputs > 1 else []
     predictor.config.training = {
         **asdict(settings),
@@ -109,6 +130,7 @@ def run_training(job: TrainJob, out: str | Path | None = None, on_step: Progress
         "train_seconds": round(time.perf_counter() - started, 1),
         "result": result.to_dict(),
         "package_version": pars.__version__,
+        "init_from": lineage(job.init_from, parent_training) if job.init_from else None,
     }
     if out is not None:
         predictor.save(out)

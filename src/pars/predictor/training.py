@@ -175,9 +175,11 @@ def stage_inputs(predictor: Predictor, stage: Stage, train_data: LabelledPrompts
 
 
 def train(predictor: Predictor, train_data: LabelledPrompts, val_data: LabelledPrompts, settings: TrainSettings,
-          on_step: ProgressHook | None = None, embeddings: EmbeddingCache | None = None) -> TrainResult:
+          on_step: ProgressHook | None = None, embeddings: EmbeddingCache | None = None,
+          fresh_head: bool = True) -> TrainResult:
     """Train `predictor` in place through `settings.stages()` and leave it at the best epoch of all stages (by
-    validation pair accuracy); each stage starts from the best weights so far.
+    validation pair accuracy); each stage starts from the best weights so far. `fresh_head` False: the head was
+    trained before (continuing from a checkpoint), so its bias is not reset to the loss's starting point.
 
     Head-only stages read the frozen encoder's vectors from `embeddings`: give every run on the same
     pretrained encoder one cache (the ranking benchmark does) and each prompt is encoded once.
@@ -187,7 +189,7 @@ def train(predictor: Predictor, train_data: LabelledPrompts, val_data: LabelledP
         raise ValueError("training needs at least 2 distinct prompts")
     embeddings = EmbeddingCache() if embeddings is None else embeddings
     ranker = predictor.ranker
-    if (bias := initial_head_bias(settings.loss, train_data.lengths, settings.bucket_edges)) is not None:
+    if fresh_head and (bias := initial_head_bias(settings.loss, train_data.lengths, settings.bucket_edges)) is not None:
         with torch.no_grad():
             ranker.head.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
     stages = settings.stages()
