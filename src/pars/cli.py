@@ -359,6 +359,32 @@ def serve_command(
     exec_server(argv, env)
 
 
+@app.command("score-server")
+def score_server_command(
+    predictor: PredictorOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 8200,
+    max_body_bytes: Annotated[int, typer.Option(min=1, help="Larger request bodies are answered 413")] = 1 << 20,
+    max_batch_items: Annotated[int, typer.Option(min=1, help="More prompts in one /score_batch are answered 413")] = 256,
+) -> None:
+    """Serve ranker scores over HTTP (/score, /score_batch, /health, /metrics) for your own router."""
+    import uvicorn
+
+    from pars.route.score_server import build_app
+    from pars.scheduling import SchedulerSettings, SettingsError
+    from pars.scoring import FrontEndScorer
+
+    directory = predictor or default_predictor_dir()
+    check_checkpoints([directory])
+    try:
+        settings = SchedulerSettings.from_sources(None, os.environ)  # PARS_FRONTEND_TIMEOUT_S, PARS_SCORE_BATCH, ...
+    except SettingsError as err:
+        fail(str(err))
+    app_ = build_app(FrontEndScorer.for_checkpoint(directory, settings), max_body_bytes, max_batch_items)
+    console.print(f"scoring with {directory} on http://{host}:{port}")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
 @bench_app.command("rank")
 def bench_rank_command(
     quick: Annotated[bool, typer.Option(help="Frozen encoder, one seed, no 256-token run (under 10 minutes)")] = False,
