@@ -149,7 +149,8 @@ def main() -> int:
     reset_metrics_dir(Path(env[MULTIPROC_ENV]))  # what `pars serve` does before it starts the server
     args.out.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
-    with running_process(argv, server_env, f"http://127.0.0.1:{port}", args.out / "load_check_server.log") as url:
+    url = f"http://127.0.0.1:{port}"
+    with running_process(argv, server_env, url, args.out / "load_check_server.log"):
         started = time.monotonic()
         results = asyncio.run(drive(url, args.model, args.requests, args.concurrency))
         seconds = time.monotonic() - started

@@ -385,6 +385,42 @@ def score_server_command(
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
+@app.command("route")
+def route_command(
+    upstream: Annotated[str, typer.Option(help="Comma-separated base URLs of vLLM servers run with --scheduling-policy priority")],
+    predictor: PredictorOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 8100,
+    balancer: Annotated[str, typer.Option(help="least-work | least-requests | round-robin")] = "least-work",
+    max_body_bytes: Annotated[int, typer.Option(min=1, help="Larger request bodies are answered 413")] = 1 << 20,
+    upstream_timeout_s: Annotated[float, typer.Option(min=0.001, help="An upstream answer later than this is a 504")] = 600.0,
+) -> None:
+    """An OpenAI-compatible router: scores each request, sets vLLM's priority, picks a replica, forwards it."""
+    import uvicorn
+
+    from pars.route.balancing import BALANCERS
+    from pars.route.router import RouterSettings, build_router_app
+    from pars.scheduling import SchedulerSettings, SettingsError
+    from pars.scoring import FrontEndScorer
+
+    upstreams = tuple(u.strip() for u in upstream.split(",") if u.strip())
+    bad = [u for u in upstreams if not u.startswith(("http://", "https://"))]
+    if not upstreams or bad:
+        fail(f"--upstream {upstream!r}: give one or more http(s):// base URLs, comma-separated")
+    if balancer not in BALANCERS:
+        fail(f"--balancer {balancer!r}: choose one of {', '.join(BALANCERS)}")
+    directory = predictor or default_predictor_dir()
+    check_checkpoints([directory])
+    try:
+        settings = SchedulerSettings.from_sources(None, os.environ)
+    except SettingsError as err:
+        fail(str(err))
+    app_ = build_router_app(FrontEndScorer.for_checkpoint(directory, settings),
+                            RouterSettings(upstreams, balancer, max_body_bytes, upstream_timeout_s))
+    console.print(f"routing to {', '.join(upstreams)} ({balancer}) on http://{host}:{port}")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
 @bench_app.command("rank")
 def bench_rank_command(
     quick: Annotated[bool, typer.Option(help="Frozen encoder, one seed, no 256-token run (under 10 minutes)")] = False,

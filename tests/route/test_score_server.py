@@ -28,7 +28,8 @@ def server(checkpoint, tmp_path_factory) -> Iterator[httpx.Client]:
     command = [sys.executable, "-m", "pars.cli", "score-server", "--predictor", str(checkpoint), "--port", str(port),
                "--max-body-bytes", "4000", "--max-batch-items", "4"]
     log = tmp_path_factory.mktemp("score-server-log") / "server.log"
-    with running_process(command, dict(os.environ), f"http://127.0.0.1:{port}", log, start_timeout_s=120) as url:
+    url = f"http://127.0.0.1:{port}"
+    with running_process(command, dict(os.environ), url, log, start_timeout_s=120):
         with httpx.Client(base_url=url, timeout=60.0) as client:
             yield client
 

@@ -109,20 +109,20 @@ def running_server(settings: ServerSettings, setup: ServerSetup, log_path: Path,
                    extra_env: Mapping[str, str] | None = None) -> Iterator[str]:
     """Start `pars serve` for `setup`, wait until /health answers, yield its base URL, then stop it."""
     with running_process(settings.command(setup), settings.environment(extra_env), settings.base_url, log_path,
-                         settings.start_timeout_s) as url:
-        yield url
+                         settings.start_timeout_s):
+        yield settings.base_url
 
 
 @contextmanager
 def running_process(command: Sequence[str], env: Mapping[str, str], base_url: str, log_path: Path,
-                    start_timeout_s: float = 600.0) -> Iterator[str]:
-    """Run an HTTP server `command` (output to `log_path`) until the block ends; yields once /health answers."""
+                    start_timeout_s: float = 600.0) -> Iterator[subprocess.Popen]:
+    """Run an HTTP server `command` (output to `log_path`) until the block ends; yields it once /health answers."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as handle:
         server = subprocess.Popen(list(command), stdout=handle, stderr=subprocess.STDOUT, env=dict(env))
     try:
         wait_until_healthy(base_url, server, start_timeout_s, log_path)
-        yield base_url
+        yield server
     finally:
         server.terminate()
         try:

@@ -13,7 +13,6 @@ GET /health; GET /metrics in Prometheus format.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -26,20 +25,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pars.route.requests import MAX_BODY_BYTES, BadRequest, read_json_object
 from pars.scheduling.request_fields import priority_of
 from pars.scoring import FrontEndScorer, ScoreResult
 from pars.scoring.text import CHAT_COMPLETIONS, COMPLETIONS
 
-MAX_BODY_BYTES = 1 << 20
 MAX_BATCH_ITEMS = 256
-
-
-class BadRequest(Exception):
-    """A request this server cannot answer; `status` is the HTTP code (4xx)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class ScoreServerMetrics:
@@ -59,25 +50,6 @@ def result_json(result: ScoreResult) -> dict[str, Any]:
     if result.score is None:
         return {"score": None, "priority": None, "fallback": result.reason}
     return {"score": result.score, "priority": priority_of(result.score)}
-
-
-async def read_json_object(request: Request, max_body_bytes: int) -> Mapping[str, Any]:
-    """The body as a JSON object, or BadRequest (413 past the size limit, 400 otherwise)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
-        raise BadRequest(413, f"body of {declared} bytes is over the limit of {max_body_bytes}")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_body_bytes:
-            raise BadRequest(413, f"body is over the limit of {max_body_bytes} bytes")
-    try:
-        value = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BadRequest(400, f"body is not valid JSON: {err}") from None
-    if not isinstance(value, dict):
-        raise BadRequest(400, "body must be a JSON object")
-    return value
 
 
 def build_app(scorer: FrontEndScorer, max_body_bytes: int = MAX_BODY_BYTES,

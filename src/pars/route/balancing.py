@@ -1,0 +1,87 @@
+"""Pure logic of the router: a request's priority from its score, its predicted work, and the replica it goes to.
+
+Priority: vLLM's `--scheduling-policy priority` serves lower integers first. A ranker score has no fixed
+scale, so the router maps it to its rank among the last `window` scores: priority = round(1000 * the share of
+recent scores below it), 0..1000. Stable under traffic that does not change its mix; a score equal to many
+recent ones lands in the middle of them.
+
+Predicted work: the same rank share q mapped onto a log-uniform range of output lengths, 16 * 256**q tokens
+(16 to 4,096). A rough prior: only its order matters to the balancer, which sends a request to the healthy
+replica with the least predicted work in flight.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections import deque
+from dataclasses import dataclass, field
+
+PRIORITY_SCALE = 1000
+NEUTRAL_SHARE = 0.5  # a request without a score: the middle of recent traffic
+BALANCERS = ("least-work", "least-requests", "round-robin")
+
+
+class RankWindow:
+    """The share of the last `size` scores that lie below a score (0.5 before any)."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._recent: deque[float] = deque(maxlen=size)
+        self._sorted: list[float] = []
+
+    def share_below(self, score: float) -> float:
+        if not self._sorted:
+            return NEUTRAL_SHARE
+        below = bisect.bisect_left(self._sorted, score)
+        ties = bisect.bisect_right(self._sorted, score) - below
+        return (below + ties / 2) / len(self._sorted)
+
+    def observe(self, score: float) -> None:
+        if len(self._recent) == self._recent.maxlen:
+            del self._sorted[bisect.bisect_left(self._sorted, self._recent[0])]
+        self._recent.append(score)
+        bisect.insort(self._sorted, score)
+
+
+def priority_of_share(share: float) -> int:
+    return round(PRIORITY_SCALE * share)
+
+
+def predicted_tokens(share: float) -> float:
+    return 16.0 * 256.0 ** share
+
+
+@dataclass
+class Replica:
+    """One upstream vLLM server and what the router has in flight there."""
+
+    url: str
+    healthy: bool = True
+    in_flight: int = 0
+    work: float = 0.0  # predicted tokens of the requests in flight
+    sent: int = 0
+
+
+@dataclass
+class Balancer:
+    """Chooses a healthy replica by `policy` (one of BALANCERS); None when none is healthy."""
+
+    replicas: list[Replica]
+    policy: str = "least-work"
+    _turn: itertools.count = field(default_factory=itertools.count)
+
+    def __post_init__(self) -> None:
+        if self.policy not in BALANCERS:
+            raise ValueError(f"unknown balancer {self.policy!r}; choose one of {', '.join(BALANCERS)}")
+        if not self.replicas:
+            raise ValueError("the router needs at least one upstream")
+
+    def choose(self, exclude: set[str] = frozenset()) -> Replica | None:
+        healthy = [r for r in self.replicas if r.healthy and r.url not in exclude]
+        if not healthy:
+            return None
+        if self.policy == "round-robin":
+            return healthy[next(self._turn) % len(healthy)]
+        if self.policy == "least-requests":
+            return min(healthy, key=lambda r: (r.in_flight, r.sent))
+        return min(healthy, key=lambda r: (r.work, r.in_flight, r.sent))

@@ -1,0 +1,257 @@
+"""`pars route`: an OpenAI-compatible router in front of stock vLLM replicas (`--scheduling-policy priority`).
+
+For POST /v1/completions and /v1/chat/completions it scores the request with the one front-end scorer, sets
+vLLM's integer `priority` from the score's rank among recent scores (a request that already has one keeps
+it), picks a replica (pars.route.balancing) and forwards the body with every other field and header
+(Authorization included); the answer, streamed or not, comes back byte for byte with the upstream's status.
+GET /v1/models goes to a healthy replica; GET /health is 200 while one replica is healthy; GET /metrics is
+Prometheus. Faults: malformed JSON or no prompt -> 400, a body over the limit -> 413; a replica that refuses
+the connection is marked unhealthy and the request goes to another (it was never sent, so nothing is
+duplicated); one that fails later -> 502, times out -> 504; an unhealthy replica gets no requests until its
+/health answers 200 again. A client that disconnects closes the upstream stream, and vLLM aborts the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from pars.route.balancing import (Balancer, RankWindow, Replica, predicted_tokens, priority_of_share)
+from pars.route.requests import MAX_BODY_BYTES, BadRequest, read_json_object
+from pars.scoring import FrontEndScorer
+from pars.scoring.text import CHAT_COMPLETIONS, COMPLETIONS
+
+log = logging.getLogger(__name__)
+
+# Hop-by-hop headers (RFC 9110 7.6.1) and the ones the proxy recomputes are not forwarded.
+DROPPED_HEADERS = {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "trailer",
+                   "upgrade", "proxy-authorization", "proxy-authenticate"}
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    upstreams: tuple[str, ...]
+    balancer: str = "least-work"
+    max_body_bytes: int = MAX_BODY_BYTES
+    upstream_timeout_s: float = 600.0
+    connect_timeout_s: float = 5.0
+    health_interval_s: float = 2.0
+
+
+class RouterMetrics:
+    def __init__(self, replicas: Sequence[Replica]) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("pars_router_requests", "Requests answered by an upstream, by replica and status",
+                                ["replica", "status"], registry=r)
+        self.rejected = Counter("pars_router_rejected_requests", "Requests the router answered itself with an error",
+                                ["status"], registry=r)
+        self.upstream_errors = Counter("pars_router_upstream_errors", "Upstream failures by replica and kind "
+                                       "(connect, timeout, transport)", ["replica", "kind"], registry=r)
+        self.scoring_seconds = Histogram("pars_router_scoring_seconds", "Time a request spent being scored",
+                                         registry=r)
+        self.priority = Histogram("pars_router_priority", "vLLM priority given to scored requests",
+                                  buckets=tuple(range(0, 1001, 100)), registry=r)
+        self.outcomes = Counter("pars_router_scoring", "Scoring outcomes (scored or the fallback reason)",
+                                ["outcome"], registry=r)
+        self.in_flight = Gauge("pars_router_in_flight", "Requests in flight per replica", ["replica"], registry=r)
+        self.work = Gauge("pars_router_outstanding_work", "Predicted tokens in flight per replica", ["replica"],
+                          registry=r)
+        self.healthy = Gauge("pars_router_replica_healthy", "1 while the replica passes its health check",
+                             ["replica"], registry=r)
+        for replica in replicas:
+            self.healthy.labels(replica=replica.url).set(1)
+
+    def show(self, replica: Replica) -> None:
+        self.in_flight.labels(replica=replica.url).set(replica.in_flight)
+        self.work.labels(replica=replica.url).set(replica.work)
+        self.healthy.labels(replica=replica.url).set(1 if replica.healthy else 0)
+
+
+class RelayedResponse(StreamingResponse):
+    """An upstream answer relayed as it streams. However the exchange ends (finished, client gone, error), the
+    upstream response is closed at once, so vLLM sees the disconnect and aborts what the client abandoned,
+    and `on_close` releases the replica's share."""
+
+    def __init__(self, upstream: httpx.Response, body: AsyncIterator[bytes], on_close: Callable[[], None]) -> None:
+        super().__init__(body, status_code=upstream.status_code, headers=forwarded_headers(upstream.headers))
+        self.upstream = upstream
+        self.on_close = on_close
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:  # noqa: ANN401 - ASGI
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.upstream.aclose()
+            self.on_close()
+
+
+def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name: value for name, value in headers.items() if name.lower() not in DROPPED_HEADERS}
+
+
+class Router:
+    """The router's state: replicas, balancer, rank window, scorer, HTTP client, metrics."""
+
+    def __init__(self, scorer: FrontEndScorer, settings: RouterSettings) -> None:
+        self.scorer = scorer
+        self.settings = settings
+        self.replicas = [Replica(url.rstrip("/")) for url in settings.upstreams]
+        self.balancer = Balancer(self.replicas, settings.balancer)
+        self.window = RankWindow()
+        self.metrics = RouterMetrics(self.replicas)
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(settings.upstream_timeout_s,
+                                                              connect=settings.connect_timeout_s),
+                                        limits=httpx.Limits(max_connections=None, max_keepalive_connections=64))
+
+    async def priority_and_work(self, endpoint: str, body: Mapping[str, Any]) -> tuple[int, float]:
+        started = time.perf_counter()
+        result = await self.scorer.score(endpoint, body)
+        self.metrics.scoring_seconds.observe(time.perf_counter() - started)
+        self.metrics.outcomes.labels(outcome="scored" if result.score is not None else result.reason or "unknown").inc()
+        if result.score is None:
+            share = 0.5
+        else:
+            share = self.window.share_below(result.score)
+            self.window.observe(result.score)
+        return priority_of_share(share), predicted_tokens(share)
+
+    async def forward(self, request: Request, endpoint: str) -> Response:
+        try:
+            body = dict(await read_json_object(request, self.settings.max_body_bytes))
+            if "prompt" not in body and "messages" not in body:
+                raise BadRequest(400, 'the body has no "prompt" (completions) or "messages" (chat)')
+        except BadRequest as err:
+            self.metrics.rejected.labels(status=str(err.status)).inc()
+            return JSONResponse({"error": {"message": str(err), "type": "BadRequestError", "code": err.status}},
+                                status_code=err.status)
+        priority, work = await self.priority_and_work(endpoint, body)
+        if "priority" not in body:
+            body["priority"] = priority
+            self.metrics.priority.observe(priority)
+        return await self.send(endpoint, body, forwarded_headers(request.headers), work)
+
+    async def send(self, path: str, body: dict[str, Any], headers: dict[str, str], work: float) -> Response:
+        tried: set[str] = set()
+        while (replica := self.balancer.choose(tried)) is not None:
+            tried.add(replica.url)
+            upstream = self.client.build_request("POST", replica.url + path, json=body, headers=headers)
+            replica.in_flight, replica.work, replica.sent = replica.in_flight + 1, replica.work + work, replica.sent + 1
+            self.metrics.show(replica)
+            try:
+                response = await self.client.send(upstream, stream=True)
+            except httpx.ConnectError:  # never reached the replica: try another one
+                self._done(replica, work)
+                self._unhealthy(replica, "connect")
+                continue
+            except httpx.TimeoutException:
+                self._done(replica, work)
+                return self._upstream_error(replica, "timeout", 504)
+            except httpx.TransportError:
+                self._done(replica, work)
+                return self._upstream_error(replica, "transport", 502)
+            self.metrics.requests.labels(replica=replica.url, status=str(response.status_code)).inc()
+            return RelayedResponse(response, self._relay(response, replica), lambda: self._done(replica, work))
+        self.metrics.rejected.labels(status="503").inc()
+        return JSONResponse({"error": {"message": "no healthy upstream", "type": "ServiceUnavailable", "code": 503}},
+                            status_code=503)
+
+    async def _relay(self, response: httpx.Response, replica: Replica) -> AsyncIterator[bytes]:
+        """The upstream's bytes as they come (a failure mid-answer ends the answer there, counted)."""
+        try:
+            async for chunk in response.aiter_raw():
+                yield chunk
+        except httpx.TransportError:
+            self.metrics.upstream_errors.labels(replica=replica.url, kind="transport").inc()
+
+    def _done(self, replica: Replica, work: float) -> None:
+        replica.in_flight, replica.work = replica.in_flight - 1, max(0.0, replica.work - work)
+        self.metrics.show(replica)
+
+    def _unhealthy(self, replica: Replica, kind: str) -> None:
+        log.warning("upstream %s failed (%s); no requests until its /health passes", replica.url, kind)
+        replica.healthy = False
+        self.metrics.upstream_errors.labels(replica=replica.url, kind=kind).inc()
+        self.metrics.show(replica)
+
+    def _upstream_error(self, replica: Replica, kind: str, status: int) -> JSONResponse:
+        self.metrics.upstream_errors.labels(replica=replica.url, kind=kind).inc()
+        return JSONResponse({"error": {"message": f"upstream {replica.url}: {kind}", "type": "UpstreamError",
+                                       "code": status}}, status_code=status)
+
+    async def check_health(self) -> None:
+        """One round of health checks: a replica is healthy while its /health answers 200."""
+        async def check(replica: Replica) -> None:
+            try:
+                response = await self.client.get(replica.url + "/health", timeout=2.0)
+                healthy = response.status_code == 200
+            except httpx.HTTPError:
+                healthy = False
+            if healthy != replica.healthy:
+                log.warning("upstream %s is %s", replica.url, "healthy again" if healthy else "unhealthy")
+            replica.healthy = healthy
+            self.metrics.show(replica)
+
+        await asyncio.gather(*(check(r) for r in self.replicas))
+
+    async def models(self, request: Request) -> Response:
+        for replica in [r for r in self.replicas if r.healthy]:
+            try:
+                response = await self.client.get(replica.url + "/v1/models", headers=forwarded_headers(request.headers))
+            except httpx.HTTPError:
+                continue
+            return Response(response.content, status_code=response.status_code,
+                            media_type=response.headers.get("content-type"))
+        return JSONResponse({"error": {"message": "no healthy upstream", "code": 503}}, status_code=503)
+
+
+def build_router_app(scorer: FrontEndScorer, settings: RouterSettings) -> Starlette:
+    router = Router(scorer, settings)
+
+    async def completions(request: Request) -> Response:
+        return await router.forward(request, COMPLETIONS)
+
+    async def chat(request: Request) -> Response:
+        return await router.forward(request, CHAT_COMPLETIONS)
+
+    async def health(_: Request) -> Response:
+        ok = any(r.healthy for r in router.replicas)
+        return Response("ok" if ok else "no healthy upstream", status_code=200 if ok else 503, media_type="text/plain")
+
+    async def prometheus(_: Request) -> Response:
+        return Response(generate_latest(router.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async def health_loop() -> None:
+            while True:
+                await asyncio.sleep(settings.health_interval_s)
+                await router.check_health()
+
+        task = asyncio.create_task(health_loop())
+        try:
+            yield
+        finally:
+            task.cancel()
+            await router.client.aclose()
+            scorer.close()
+
+    routes = [Route(COMPLETIONS, completions, methods=["POST"]), Route(CHAT_COMPLETIONS, chat, methods=["POST"]),
+              Route("/v1/models", router.models, methods=["GET"]), Route("/health", health, methods=["GET"]),
+              Route("/metrics", prometheus, methods=["GET"])]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.router = router
+    return app

@@ -1,0 +1,136 @@
+"""`pars route` over real HTTP in front of two REAL stock vLLM servers (`--scheduling-policy priority`, tiny
+model, API key) on 127.0.0.1. The last test kills one upstream, so it runs last in this module."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+import httpx
+import pytest
+
+from pars.bench.http import free_port, metric_value, running_process
+
+API_KEY = "sk-router-test"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[dict]:
+    from pars.integrations.vllm import make_tiny_model
+    from pars.predictor import Predictor
+
+    root = tmp_path_factory.mktemp("router")
+    model = make_tiny_model(root / "tiny-model")
+    predictor = Predictor.untrained(seed=0).save(root / "predictor")
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)
+    with ExitStack() as stack:
+        upstreams, processes = [], []
+        for i in range(2):
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model), "--port",
+                       str(port), "--scheduling-policy", "priority", "--max-num-seqs", "2", "--max-model-len", "4096",
+                       "--enforce-eager", "--api-key", API_KEY]
+            processes.append(stack.enter_context(running_process(command, env, url, root / f"upstream{i}.log")))
+            upstreams.append(url)
+        port = free_port()
+        router_url = f"http://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "pars.cli", "route", "--upstream", ",".join(upstreams), "--predictor",
+                   str(predictor), "--port", str(port), "--max-body-bytes", "100000"]
+        stack.enter_context(running_process(command, env, router_url, root / "router.log", start_timeout_s=120))
+        client = stack.enter_context(httpx.Client(base_url=router_url, timeout=120.0))
+        yield {"client": client, "upstreams": upstreams, "processes": processes, "model": str(model)}
+
+
+def completion(model: str, stream: bool = False, tokens: int = 4) -> dict:
+    return {"model": model, "prompt": "Say something short.", "max_tokens": tokens, "ignore_eos": True, "stream": stream}
+
+
+def chat(model: str, stream: bool = False, tokens: int = 4) -> dict:
+    return {"model": model, "messages": [{"role": "user", "content": "Say something short."}], "max_tokens": tokens,
+            "ignore_eos": True, "stream": stream, **({"stream_options": {"include_usage": True}} if stream else {})}
+
+
+def streamed_tokens(response: httpx.Response) -> int | None:
+    tokens = None
+    for line in response.iter_lines():
+        if line.startswith("data: ") and line != "data: [DONE]":
+            usage = json.loads(line[len("data: "):]).get("usage")
+            tokens = usage["completion_tokens"] if usage else tokens
+    return tokens
+
+
+@pytest.mark.parametrize("path, body", [("/v1/completions", completion), ("/v1/chat/completions", chat)])
+def test_completions_and_chat_streamed_and_not_reach_vllm_with_a_priority(stack, path, body):
+    client, model = stack["client"], stack["model"]
+    plain = client.post(path, json=body(model), headers=AUTH)
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["usage"]["completion_tokens"] == 4
+    with client.stream("POST", path, json={**body(model, stream=True), "stream_options": {"include_usage": True}},
+                       headers=AUTH) as streamed:
+        assert streamed.status_code == 200 and streamed_tokens(streamed) == 4
+    # stock vLLM with --scheduling-policy priority accepted the router's integer priority on every request
+    assert metric_value(client.get("/metrics").text, "pars_router_priority_count") >= 2
+
+
+def test_headers_and_status_codes_pass_through(stack):
+    client, model = stack["client"], stack["model"]
+    unauthorised = client.post("/v1/completions", json=completion(model))  # no Authorization: vLLM says 401
+    assert unauthorised.status_code == 401
+    assert client.get("/v1/models", headers=AUTH).json()["data"][0]["id"] == model
+    unknown_model = client.post("/v1/completions", json=completion("no-such-model"), headers=AUTH)
+    assert unknown_model.status_code == 404
+
+
+def test_two_upstreams_share_the_load(stack):
+    client, model = stack["client"], stack["model"]
+    for _ in range(6):
+        assert client.post("/v1/completions", json=completion(model), headers=AUTH).status_code == 200
+    text = client.get("/metrics").text
+    sent = [metric_value(text, "pars_router_requests_total", replica=url) for url in stack["upstreams"]]
+    assert all(n >= 2 for n in sent), sent
+
+
+@pytest.mark.parametrize("content, status", [(b'{"model": oops', 400), (b'{"model": "m"}', 400), (b"[1]", 400),
+                                             (b'{"prompt": "' + b"x" * 200_000 + b'"}', 413)])
+def test_bad_requests_are_answered_by_the_router_with_a_clear_message(stack, content, status):
+    response = stack["client"].post("/v1/completions", content=content, headers={"content-type": "application/json"})
+    assert response.status_code == status and response.json()["error"]["message"]
+
+
+def test_a_client_that_disconnects_mid_stream_aborts_the_upstream_request(stack):
+    client, model = stack["client"], stack["model"]
+
+    def upstream_total(name: str) -> float:
+        return sum(metric_value(httpx.get(f"{url}/metrics", headers=AUTH).text, name) for url in stack["upstreams"])
+
+    before = upstream_total("vllm:generation_tokens_total")
+    with client.stream("POST", "/v1/completions", json=completion(model, stream=True, tokens=3000), headers=AUTH) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                break  # the first token arrived: leave
+    deadline = time.monotonic() + 30
+    while upstream_total("vllm:num_requests_running") > 0:
+        assert time.monotonic() < deadline, "the upstream request ran on after the client left"
+        time.sleep(0.2)
+    generated = upstream_total("vllm:generation_tokens_total") - before
+    assert generated < 1500, f"{generated} of 3000 tokens were generated for a client that had left"
+
+
+def test_an_upstream_killed_mid_test_leaves_the_router_serving(stack):
+    client, model = stack["client"], stack["model"]
+    stack["processes"][1].kill()
+    stack["processes"][1].wait(timeout=30)
+    statuses = [client.post("/v1/completions", json=completion(model), headers=AUTH).status_code for _ in range(6)]
+    assert statuses == [200] * 6, statuses
+    text = client.get("/metrics").text
+    dead = stack["upstreams"][1]
+    assert metric_value(text, "pars_router_replica_healthy", replica=dead) == 0
+    assert metric_value(text, "pars_router_upstream_errors_total", replica=dead, kind="connect") >= 1
+    assert client.get("/health").status_code == 200
