@@ -394,11 +394,14 @@ def route_command(
     balancer: Annotated[str, typer.Option(help="least-work | least-requests | round-robin")] = "least-work",
     max_body_bytes: Annotated[int, typer.Option(min=1, help="Larger request bodies are answered 413")] = 1 << 20,
     upstream_timeout_s: Annotated[float, typer.Option(min=0.001, help="An upstream answer later than this is a 504")] = 600.0,
+    log_lengths: Annotated[Optional[Path], typer.Option(help="Append {prompt, response_tokens, model, ts} per finished request (input to pars train --data / --init-from)")] = None,
+    log_prompts: Annotated[str, typer.Option(help="text | hash (the prompt's SHA-256, for privacy)")] = "text",
 ) -> None:
     """An OpenAI-compatible router: scores each request, sets vLLM's priority, picks a replica, forwards it."""
     import uvicorn
 
     from pars.route.balancing import BALANCERS
+    from pars.route.length_log import PROMPT_MODES
     from pars.route.router import RouterSettings, build_router_app
     from pars.scheduling import SchedulerSettings, SettingsError
     from pars.scoring import FrontEndScorer
@@ -409,6 +412,10 @@ def route_command(
         fail(f"--upstream {upstream!r}: give one or more http(s):// base URLs, comma-separated")
     if balancer not in BALANCERS:
         fail(f"--balancer {balancer!r}: choose one of {', '.join(BALANCERS)}")
+    if log_prompts not in PROMPT_MODES:
+        fail(f"--log-prompts {log_prompts!r}: choose one of {', '.join(PROMPT_MODES)}")
+    if log_lengths is not None:
+        check_output_file(log_lengths, "--log-lengths")
     directory = predictor or default_predictor_dir()
     check_checkpoints([directory])
     try:
@@ -416,9 +423,49 @@ def route_command(
     except SettingsError as err:
         fail(str(err))
     app_ = build_router_app(FrontEndScorer.for_checkpoint(directory, settings),
-                            RouterSettings(upstreams, balancer, max_body_bytes, upstream_timeout_s))
+                            RouterSettings(upstreams, balancer, max_body_bytes, upstream_timeout_s,
+                                           log_lengths=str(log_lengths) if log_lengths else None, log_prompts=log_prompts))
     console.print(f"routing to {', '.join(upstreams)} ({balancer}) on http://{host}:{port}")
     uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+@app.command("collect")
+def collect_command(
+    endpoint: Annotated[str, typer.Option(help="Base URL of an OpenAI-compatible server")],
+    model: Annotated[str, typer.Option(help="Model name to request (also written to each line)")],
+    prompts: Annotated[Path, typer.Option(help="Text file (one prompt per line) or .jsonl with a \"prompt\" per line")],
+    out: Annotated[Path, typer.Option(help="Length log to append to (input to pars train --data / --init-from)")],
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once")] = 8,
+    max_tokens: Annotated[Optional[int], typer.Option(min=1, help="Cap on each answer [default: the server's]")] = None,
+    api_key: Annotated[Optional[str], typer.Option(envvar="OPENAI_API_KEY", help="Bearer token")] = None,
+    log_prompts: Annotated[str, typer.Option(help="text | hash")] = "text",
+) -> None:
+    """Measure an endpoint's response lengths for your prompts and append them to a length log."""
+    import asyncio
+
+    from pars.data import DataError
+    from pars.route.collect import collect, read_prompts
+    from pars.route.length_log import PROMPT_MODES, LengthLog
+
+    if not endpoint.startswith(("http://", "https://")):
+        fail(f"--endpoint {endpoint!r}: give an http(s):// base URL")
+    if log_prompts not in PROMPT_MODES:
+        fail(f"--log-prompts {log_prompts!r}: choose one of {', '.join(PROMPT_MODES)}")
+    check_output_file(out, "--out")
+    try:
+        texts = read_prompts(prompts)
+    except DataError as err:
+        fail(str(err))
+    if not texts:
+        fail(f"--prompts {prompts}: no prompts")
+    with progress_bar() as progress:
+        task = progress.add_task("collecting", total=len(texts), info="")
+        result = asyncio.run(collect(endpoint, model, texts, LengthLog(out, log_prompts), concurrency, max_tokens,
+                                     api_key, on_done=lambda: progress.advance(task)))
+    failures = ", ".join(f"{reason}: {n}" for reason, n in sorted(result.failed.items()))
+    console.print(f"{result.written} lengths appended to {out}" + (f"; failed {failures}" if failures else ""))
+    if not result.written:
+        raise typer.Exit(code=2)
 
 
 @bench_app.command("rank")

@@ -113,3 +113,16 @@ def test_response_tokens_beyond_a_64_bit_integer_are_rejected_with_file_and_line
     with pytest.raises(DataError, match=r"huge.jsonl:2: 'response_tokens' .*too large"):
         load_jsonl(path)
     assert load_jsonl(path, skip_bad=True)[0].response_tokens == 5
+
+
+def test_a_torn_last_line_of_a_length_log_is_skipped_but_a_bad_line_inside_is_an_error(tmp_path):
+    from pars.data import DataError, load_records
+
+    good = '{"prompt": "a", "response_tokens": 3}\n{"prompt": "b", "response_tokens": 5}\n'
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text(good + '{"prompt": "c", "respon')  # a writer stopped mid-line
+    assert [r.prompt for r in load_records(torn)] == ["a", "b"]
+    inside = tmp_path / "inside.jsonl"
+    inside.write_text('{"prompt": "c", "respon\n' + good)
+    with pytest.raises(DataError, match=":1:"):
+        load_records(inside)

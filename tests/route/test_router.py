@@ -42,10 +42,12 @@ def stack(tmp_path_factory) -> Iterator[dict]:
         port = free_port()
         router_url = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "pars.cli", "route", "--upstream", ",".join(upstreams), "--predictor",
-                   str(predictor), "--port", str(port), "--max-body-bytes", "100000"]
+                   str(predictor), "--port", str(port), "--max-body-bytes", "100000", "--log-lengths",
+                   str(root / "lengths.jsonl")]
         stack.enter_context(running_process(command, env, router_url, root / "router.log", start_timeout_s=120))
         client = stack.enter_context(httpx.Client(base_url=router_url, timeout=120.0))
-        yield {"client": client, "upstreams": upstreams, "processes": processes, "model": str(model)}
+        yield {"client": client, "upstreams": upstreams, "processes": processes, "model": str(model),
+               "predictor": predictor, "log": root / "lengths.jsonl", "router_url": router_url}
 
 
 def completion(model: str, stream: bool = False, tokens: int = 4) -> dict:
@@ -123,6 +125,53 @@ def test_a_client_that_disconnects_mid_stream_aborts_the_upstream_request(stack)
     assert generated < 1500, f"{generated} of 3000 tokens were generated for a client that had left"
 
 
+def test_the_length_log_records_each_finished_request_and_trains_a_ranker(stack, tmp_path):
+    from typer.testing import CliRunner
+
+    from pars.cli import app
+    from pars.data import load_records
+
+    client, model = stack["client"], stack["model"]
+    texts = [f"Question number {i}: tell me about topic {i}." for i in range(16)]
+    for i, text in enumerate(texts):
+        body = ({"model": model, "prompt": text, "max_tokens": 3 + i % 3, "ignore_eos": True} if i % 2 else
+                {"model": model, "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}],
+                 "max_tokens": 3 + i % 3, "ignore_eos": True, "stream": True})
+        with client.stream("POST", "/v1/completions" if i % 2 else "/v1/chat/completions", json=body, headers=AUTH) as r:
+            assert r.status_code == 200
+            r.read()
+    rows = {r.prompt: r for r in load_records(stack["log"])}
+    for i, text in enumerate(texts):
+        assert rows[text].model == model
+        if i % 2:  # from the answer's usage: exact
+            assert rows[text].response_tokens == 3 + i % 3
+        else:  # a stream without a usage chunk: counted from its text chunks (a token without text is missed)
+            assert 1 <= rows[text].response_tokens <= 3 + i % 3
+    result = CliRunner().invoke(app, ["train", "--init-from", str(stack["predictor"]), "--data", str(stack["log"]),
+                                      "--freeze-encoder", "--head-epochs", "2", "--batch-size", "4",
+                                      "--out", str(tmp_path / "from-log")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "from-log" / "model.safetensors").exists()
+
+
+def test_pars_collect_measures_an_endpoint_into_a_length_log(stack, tmp_path):
+    from typer.testing import CliRunner
+
+    from pars.cli import app
+    from pars.data import load_records
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Say hi.\n\nName a colour.\nCount to five.\n")
+    out = tmp_path / "collected.jsonl"
+    result = CliRunner().invoke(app, ["collect", "--endpoint", stack["router_url"], "--model", stack["model"],
+                                      "--prompts", str(prompts), "--out", str(out), "--max-tokens", "6",
+                                      "--api-key", API_KEY])
+    assert result.exit_code == 0, result.output
+    rows = load_records(out)
+    assert sorted(r.prompt for r in rows) == ["Count to five.", "Name a colour.", "Say hi."]
+    assert all(1 <= r.response_tokens <= 6 for r in rows)
+
+
 def test_an_upstream_killed_mid_test_leaves_the_router_serving(stack):
     client, model = stack["client"], stack["model"]
     stack["processes"][1].kill()
@@ -131,6 +180,6 @@ def test_an_upstream_killed_mid_test_leaves_the_router_serving(stack):
     assert statuses == [200] * 6, statuses
     text = client.get("/metrics").text
     dead = stack["upstreams"][1]
+    # held out either by a refused connection (retried on the live replica) or by its failed health check
     assert metric_value(text, "pars_router_replica_healthy", replica=dead) == 0
-    assert metric_value(text, "pars_router_upstream_errors_total", replica=dead, kind="connect") >= 1
     assert client.get("/health").status_code == 200

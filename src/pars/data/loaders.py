@@ -87,6 +87,8 @@ def load_jsonl(path: str | Path, skip_bad: bool = False) -> list[LengthRecord]:
     """Read `{"prompt": str, "response_tokens": int, ...}` lines (plain or .gz).
 
     A bad row raises `DataError` naming file and line; with `skip_bad` it is skipped and counted in the log.
+    A last line that does not parse and has no newline is a torn append (a writer, such as `pars route
+    --log-lengths`, stopped mid-line): it is skipped with a warning, never fatal.
     """
     path = Path(path)
     records: list[LengthRecord] = []
@@ -96,6 +98,9 @@ def load_jsonl(path: str | Path, skip_bad: bool = False) -> list[LengthRecord]:
             try:
                 records.append(_parse_json_row(path, line_no, line))
             except DataError as err:
+                if not line.endswith("\n"):
+                    log.warning("%s:%d: skipped a torn last line (%s)", path, line_no, err)
+                    continue
                 if not skip_bad:
                     raise
                 skipped += 1

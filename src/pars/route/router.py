@@ -30,12 +30,14 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from pars.route.balancing import (Balancer, RankWindow, Replica, predicted_tokens, priority_of_share)
+from pars.route.length_log import LengthLog, completion_tokens
 from pars.route.requests import MAX_BODY_BYTES, BadRequest, read_json_object
 from pars.scoring import FrontEndScorer
-from pars.scoring.text import CHAT_COMPLETIONS, COMPLETIONS
+from pars.scoring.text import CHAT_COMPLETIONS, COMPLETIONS, UnreadableRequest, user_text
 
 log = logging.getLogger(__name__)
 
+MAX_LOGGED_ANSWER_BYTES = 16 << 20  # a longer answer is relayed but not measured for the length log
 # Hop-by-hop headers (RFC 9110 7.6.1) and the ones the proxy recomputes are not forwarded.
 DROPPED_HEADERS = {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "trailer",
                    "upgrade", "proxy-authorization", "proxy-authenticate"}
@@ -49,6 +51,8 @@ class RouterSettings:
     upstream_timeout_s: float = 600.0
     connect_timeout_s: float = 5.0
     health_interval_s: float = 2.0
+    log_lengths: str | None = None  # append each finished request's length here (pars.route.length_log)
+    log_prompts: str = "text"  # or "hash"
 
 
 class RouterMetrics:
@@ -112,6 +116,7 @@ class Router:
         self.replicas = [Replica(url.rstrip("/")) for url in settings.upstreams]
         self.balancer = Balancer(self.replicas, settings.balancer)
         self.window = RankWindow()
+        self.length_log = LengthLog(settings.log_lengths, settings.log_prompts) if settings.log_lengths else None
         self.metrics = RouterMetrics(self.replicas)
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(settings.upstream_timeout_s,
                                                               connect=settings.connect_timeout_s),
@@ -142,9 +147,27 @@ class Router:
         if "priority" not in body:
             body["priority"] = priority
             self.metrics.priority.observe(priority)
-        return await self.send(endpoint, body, forwarded_headers(request.headers), work)
+        return await self.send(endpoint, body, forwarded_headers(request.headers), work, self._logger_for(endpoint, body))
 
-    async def send(self, path: str, body: dict[str, Any], headers: dict[str, str], work: float) -> Response:
+    def _logger_for(self, endpoint: str, body: Mapping[str, Any]) -> Callable[[bytes], None] | None:
+        """What to do with a complete answer: log its length, when a log is kept and the prompt is readable."""
+        if self.length_log is None:
+            return None
+        try:
+            prompt = user_text(endpoint, body)
+        except UnreadableRequest:
+            return None
+        log_ = self.length_log
+
+        def record(answer: bytes) -> None:
+            tokens = completion_tokens(answer, bool(body.get("stream")))
+            if tokens is not None:
+                log_.append(prompt, tokens, body.get("model"))
+
+        return record
+
+    async def send(self, path: str, body: dict[str, Any], headers: dict[str, str], work: float,
+                   on_answer: Callable[[bytes], None] | None = None) -> Response:
         tried: set[str] = set()
         while (replica := self.balancer.choose(tried)) is not None:
             tried.add(replica.url)
@@ -164,18 +187,32 @@ class Router:
                 self._done(replica, work)
                 return self._upstream_error(replica, "transport", 502)
             self.metrics.requests.labels(replica=replica.url, status=str(response.status_code)).inc()
-            return RelayedResponse(response, self._relay(response, replica), lambda: self._done(replica, work))
+            relay = self._relay(response, replica, on_answer if response.status_code == 200 else None)
+            return RelayedResponse(response, relay, lambda: self._done(replica, work))
         self.metrics.rejected.labels(status="503").inc()
         return JSONResponse({"error": {"message": "no healthy upstream", "type": "ServiceUnavailable", "code": 503}},
                             status_code=503)
 
-    async def _relay(self, response: httpx.Response, replica: Replica) -> AsyncIterator[bytes]:
-        """The upstream's bytes as they come (a failure mid-answer ends the answer there, counted)."""
+    async def _relay(self, response: httpx.Response, replica: Replica,
+                     on_answer: Callable[[bytes], None] | None) -> AsyncIterator[bytes]:
+        """The upstream's bytes as they come (a failure mid-answer ends the answer there, counted); a complete
+        answer that the client received whole goes to `on_answer`."""
+        kept: list[bytes] | None = [] if on_answer else None
+        size = 0
         try:
             async for chunk in response.aiter_raw():
                 yield chunk
+                if kept is not None:
+                    size += len(chunk)
+                    if size > MAX_LOGGED_ANSWER_BYTES:
+                        kept = None
+                    else:
+                        kept.append(chunk)
         except httpx.TransportError:
             self.metrics.upstream_errors.labels(replica=replica.url, kind="transport").inc()
+            return
+        if kept is not None and on_answer is not None:
+            on_answer(b"".join(kept))
 
     def _done(self, replica: Replica, work: float) -> None:
         replica.in_flight, replica.work = replica.in_flight - 1, max(0.0, replica.work - work)
