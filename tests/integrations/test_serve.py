@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -125,3 +126,39 @@ def test_pars_serve_answers_completions_and_chat_on_localhost(tiny_model, predic
         server.wait(timeout=60)
     log_text = log_path.read_text()
     assert "PARS predicted scheduler" in log_text, "the PARS scheduler was not plugged in"
+
+
+def test_pars_serve_with_two_data_parallel_engine_cores_orders_in_each(tiny_model, predictor_dir, tmp_path):
+    """vLLM's own scale-out: with --data-parallel-size 2 the front end scores once and each engine core runs
+    the PARS scheduler on the requests it gets."""
+    import asyncio
+
+    from pars.bench.http import metric_value, running_process
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "pars.cli", "serve", str(tiny_model), "--predictor", str(predictor_dir),
+               "--port", str(port), "--max-num-seqs", "2", "--max-model-len", "512", "--enforce-eager",
+               "--data-parallel-size", "2"]
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1", "VLLM_LOGGING_LEVEL": "INFO"}
+    env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)
+    log = tmp_path / "server.log"
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=url, timeout=120.0) as client:
+            bodies = [{"model": str(tiny_model), "messages": [{"role": "user", "content": f"Question {i}: say hi."}],
+                       "max_tokens": 4, "ignore_eos": True} for i in range(12)]
+            return [r.status_code for r in await asyncio.gather(*(client.post("/v1/chat/completions", json=b)
+                                                                 for b in bodies))]
+
+    with running_process(command, env, url, log, start_timeout_s=300):
+        assert asyncio.run(burst()) == [200] * 12
+        time.sleep(1.0)  # the engine cores flush their last counters
+        metrics = httpx.get(f"{url}/metrics").text
+    assert metric_value(metrics, "pars_frontend_requests_total", outcome="scored") == 12
+    assert metric_value(metrics, "pars_scheduler_requests_total", outcome="sized") == 12, "a score did not arrive"
+    served = [metric_value(metrics, "vllm:request_success_total", engine=str(e)) for e in (0, 1)]
+    assert sum(served) == 12 and min(served) > 0, served
+    text = log.read_text()
+    assert "EngineCore_DP0" in text and "EngineCore_DP1" in text
+    assert text.count("PARS predicted scheduler") == 2, "each engine core runs its own PARS scheduler"
