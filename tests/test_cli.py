@@ -29,6 +29,8 @@ def test_train_one_short_epoch_writes_a_checkpoint_with_its_settings(trained):
     assert config["training"]["split"]["seed"] == 0
     assert len(config["training"]["data_fingerprint"]) == 16
     assert config["training"]["head_epochs"] == 60
+    quantiles = config["score_quantiles"]  # what pars route ranks a score against from its first request
+    assert len(quantiles) == 101 and quantiles == sorted(quantiles) and quantiles[0] < quantiles[-1]
     stages = [(h["stage"], h["epoch"]) for h in config["training"]["result"]["history"]]
     assert stages == [("linear_probe", e) for e in range(1, 61)] + [("fine_tune", 1)]
     assert (config["training"]["result"]["best_stage"], config["training"]["result"]["best_epoch"]) in stages

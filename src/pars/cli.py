@@ -401,6 +401,7 @@ def route_command(
     import uvicorn
 
     from pars.route.balancing import BALANCERS
+    from pars.predictor.model import PredictorConfig
     from pars.route.length_log import PROMPT_MODES
     from pars.route.router import RouterSettings, build_router_app
     from pars.scheduling import SchedulerSettings, SettingsError
@@ -424,7 +425,8 @@ def route_command(
         fail(str(err))
     app_ = build_router_app(FrontEndScorer.for_checkpoint(directory, settings),
                             RouterSettings(upstreams, balancer, max_body_bytes, upstream_timeout_s,
-                                           log_lengths=str(log_lengths) if log_lengths else None, log_prompts=log_prompts))
+                                           log_lengths=str(log_lengths) if log_lengths else None, log_prompts=log_prompts,
+                                           score_quantiles=tuple(PredictorConfig.read(directory).score_quantiles)))
     console.print(f"routing to {', '.join(upstreams)} ({balancer}) on http://{host}:{port}")
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 

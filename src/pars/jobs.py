@@ -97,6 +97,22 @@ def extra_training_labels(job: TrainJob, split: PromptSplit, exclude: set[str]) 
     return LabelledPrompts([labels.prompts[i] for i in keep], labels.label_names, labels.lengths[keep])
 
 
+QUANTILE_POINTS = 101
+MIN_QUANTILE_PROMPTS = 20
+
+
+def score_quantiles(predictor: Predictor, parts: dict[str, list[LengthRecord]]) -> list[float]:
+    """The trained ranker's score quantiles on held-out (validation) prompts, or on its training prompts when
+    fewer than 20 are held out (a small log continued with --init-from)."""
+    prompts = distinct_prompts(parts["val"])
+    if len(prompts) < MIN_QUANTILE_PROMPTS:
+        prompts = distinct_prompts(parts["train"])
+    if not prompts:
+        return []
+    scores = predictor.score(prompts, batch_size=64)
+    return [float(q) for q in np.quantile(scores, np.linspace(0.0, 1.0, QUANTILE_POINTS))]
+
+
 def run_training(job: TrainJob, out: str | Path | None = None, on_step: ProgressHook | None = None
                  ) -> tuple[Predictor, TrainResult, dict[str, list[LengthRecord]]]:
     """Train a predictor as `job` says; save it to `out` when given. Returns the split records too."""
@@ -117,6 +133,7 @@ def run_training(job: TrainJob, out: str | Path | None = None, on_step: Progress
     started = time.perf_counter()
     result = train(predictor, train_labels, val_labels, settings, on_step, fresh_head=job.init_from is None)
     predictor.config.bucket_edges = list(settings.bucket_edges) if head_outputs > 1 else []
+    predictor.config.score_quantiles = score_quantiles(predictor, parts)
     predictor.config.training = {
         **asdict(settings),
         "label_mode": job.label_mode,

@@ -37,3 +37,15 @@ def test_a_bad_balancer_or_no_upstream_is_rejected():
         Balancer([Replica("a")], "random")
     with pytest.raises(ValueError, match="at least one"):
         Balancer([], "least-work")
+
+
+def test_an_anchored_rank_reads_the_checkpoints_quantiles_from_the_first_request():
+    from pars.route.balancing import AnchoredRank
+
+    rank = AnchoredRank([0.0, 1.0, 2.0, 4.0, 8.0])  # 0 %, 25 %, 50 %, 75 %, 100 %
+    assert [rank.share_below(s) for s in (-5.0, 0.0, 0.5, 2.0, 3.0, 8.0, 99.0)] == [0.0, 0.0, 0.125, 0.5, 0.625, 1.0, 1.0]
+    rank.observe(100.0)  # traffic does not move the anchor
+    assert rank.share_below(2.0) == 0.5
+    assert AnchoredRank([1.0, 1.0, 1.0]).share_below(1.0) == 0.5  # all tied: the middle
+    with pytest.raises(ValueError, match="non-decreasing"):
+        AnchoredRank([2.0, 1.0])

@@ -1,9 +1,10 @@
 """Pure logic of the router: a request's priority from its score, its predicted work, and the replica it goes to.
 
 Priority: vLLM's `--scheduling-policy priority` serves lower integers first. A ranker score has no fixed
-scale, so the router maps it to its rank among the last `window` scores: priority = round(1000 * the share of
-recent scores below it), 0..1000. Stable under traffic that does not change its mix; a score equal to many
-recent ones lands in the middle of them.
+scale, so the router maps it to its rank: priority = round(1000 * the share of scores below it), 0..1000.
+The share comes from the checkpoint's score quantiles on held-out prompts when it recorded them
+(`AnchoredRank`: right from the first request, the same for every replica and restart), else from the last
+`window` scores seen (`RankWindow`, which needs traffic to warm up).
 
 Predicted work: the same rank share q mapped onto a log-uniform range of output lengths, 16 * 256**q tokens
 (16 to 4,096). A rough prior: only its order matters to the balancer, which sends a request to the healthy
@@ -15,6 +16,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 PRIORITY_SCALE = 1000
@@ -41,6 +43,31 @@ class RankWindow:
             del self._sorted[bisect.bisect_left(self._sorted, self._recent[0])]
         self._recent.append(score)
         bisect.insort(self._sorted, score)
+
+
+class AnchoredRank:
+    """The share of held-out prompts whose score lies below a score, from the checkpoint's score quantiles."""
+
+    def __init__(self, quantiles: Sequence[float]) -> None:
+        if len(quantiles) < 2 or any(b < a for a, b in zip(quantiles, quantiles[1:])):
+            raise ValueError("score quantiles must be at least two non-decreasing values")
+        self.quantiles = list(quantiles)
+        self.grid = [i / (len(quantiles) - 1) for i in range(len(quantiles))]
+
+    def share_below(self, score: float) -> float:
+        """Interpolated between quantiles; a score equal to some of them sits in the middle of those."""
+        low, high = bisect.bisect_left(self.quantiles, score), bisect.bisect_right(self.quantiles, score)
+        if low < high:
+            return (self.grid[low] + self.grid[high - 1]) / 2
+        if low == 0:
+            return 0.0
+        if low == len(self.quantiles):
+            return 1.0
+        below, above = self.quantiles[low - 1], self.quantiles[low]
+        return self.grid[low - 1] + (score - below) / (above - below) * (self.grid[low] - self.grid[low - 1])
+
+    def observe(self, score: float) -> None:
+        """Nothing to learn: the anchor is fixed."""
 
 
 def priority_of_share(share: float) -> int:

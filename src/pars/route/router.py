@@ -29,7 +29,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from pars.route.balancing import (Balancer, RankWindow, Replica, predicted_tokens, priority_of_share)
+from pars.route.balancing import (AnchoredRank, Balancer, RankWindow, Replica, predicted_tokens,
+                                  priority_of_share)
 from pars.route.length_log import LengthLog, completion_tokens
 from pars.route.requests import MAX_BODY_BYTES, BadRequest, read_json_object
 from pars.scoring import FrontEndScorer
@@ -53,6 +54,7 @@ class RouterSettings:
     health_interval_s: float = 2.0
     log_lengths: str | None = None  # append each finished request's length here (pars.route.length_log)
     log_prompts: str = "text"  # or "hash"
+    score_quantiles: tuple[float, ...] = ()  # the checkpoint's; empty: rank among recent scores instead
 
 
 class RouterMetrics:
@@ -115,7 +117,7 @@ class Router:
         self.settings = settings
         self.replicas = [Replica(url.rstrip("/")) for url in settings.upstreams]
         self.balancer = Balancer(self.replicas, settings.balancer)
-        self.window = RankWindow()
+        self.window = AnchoredRank(settings.score_quantiles) if settings.score_quantiles else RankWindow()
         self.length_log = LengthLog(settings.log_lengths, settings.log_prompts) if settings.log_lengths else None
         self.metrics = RouterMetrics(self.replicas)
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(settings.upstream_timeout_s,
