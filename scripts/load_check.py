@@ -134,7 +134,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "results" / "faults")
     args = parser.parse_args()
 
-    from pars.bench.http import free_port, running_process
+    from pars.bench.http import free_port, running_process, server_environment
     from pars.integrations.vllm.metrics import MULTIPROC_ENV, reset_metrics_dir
     from pars.integrations.vllm.serve import MIDDLEWARE, serve_argv
 
@@ -142,10 +142,8 @@ def main() -> int:
     argv, env = serve_argv(args.model, "pars", args.predictor, port=port, max_num_seqs=8,
                            extra_args=["--max-model-len", "512", "--enforce-eager"])
     argv[argv.index(MIDDLEWARE)] = f"{Path(__file__).stem}.FaultyPredictorMiddleware"
-    server_env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join([str(SCRIPTS_DIR), os.environ.get("PYTHONPATH", "")]),
-                  "PARS_LOAD_CHECK_FAIL": str(args.fail), "PARS_LOAD_CHECK_HANG": str(args.hang),
-                  "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    server_env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)  # the real layout: engine core in its own process
+    server_env = server_environment({**env, "PYTHONPATH": os.pathsep.join([str(SCRIPTS_DIR), os.environ.get("PYTHONPATH", "")]),
+                                     "PARS_LOAD_CHECK_FAIL": str(args.fail), "PARS_LOAD_CHECK_HANG": str(args.hang)})
     reset_metrics_dir(Path(env[MULTIPROC_ENV]))  # what `pars serve` does before it starts the server
     args.out.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()

@@ -60,10 +60,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "results" / "route")
     args = parser.parse_args()
 
-    from pars.bench.http import free_port, metric_value, running_process
+    from pars.bench.http import free_port, metric_value, running_process, server_environment
 
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)
+    env = server_environment()
     args.out.mkdir(parents=True, exist_ok=True)
     vllm_port, router_port = free_port(), free_port()
     vllm_url, router_url = f"http://127.0.0.1:{vllm_port}", f"http://127.0.0.1:{router_port}"

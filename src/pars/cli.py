@@ -153,9 +153,13 @@ def check_train_options(out: Path, encoder: str | None, max_length: int, pooling
 
 def check_continuation(init_from: Path, encoder: str | None, max_length: int, pooling: str) -> None:
     """`--init-from` brings its own encoder, pooling and max length: another one given with it is an error."""
+    from pars.jobs import TrainJob
+
     check_checkpoints([init_from])
-    given = [f"--{name} {value}" for name, value, default in (("encoder", encoder, None), ("max-length", max_length, 128),
-                                                              ("pooling", pooling, "mean")) if value != default]
+    defaults = TrainJob()
+    given = [f"--{name} {value}" for name, value, default in
+             (("encoder", encoder, defaults.encoder), ("max-length", max_length, defaults.max_length),
+              ("pooling", pooling, defaults.pooling)) if value != default]
     if given:
         fail(f"{', '.join(given)}: a continued ranker keeps the encoder, pooling and max length of --init-from {init_from}")
 
@@ -359,6 +363,20 @@ def serve_command(
     exec_server(argv, env)
 
 
+def front_end_scorer(directory: Path):  # noqa: ANN201 - pars.scoring.FrontEndScorer, imported lazily
+    """The scorer of an HTTP service: the checkpoint checked first, settings from PARS_* variables (as the
+    `pars serve` middleware reads them), one clear line for either problem."""
+    from pars.scheduling import SchedulerSettings, SettingsError
+    from pars.scoring import FrontEndScorer
+
+    check_checkpoints([directory])
+    try:
+        settings = SchedulerSettings.from_sources(None, os.environ)  # PARS_FRONTEND_TIMEOUT_S, PARS_SCORE_BATCH, ...
+    except SettingsError as err:
+        fail(str(err))
+    return FrontEndScorer.for_checkpoint(directory, settings)
+
+
 @app.command("score-server")
 def score_server_command(
     predictor: PredictorOption = None,
@@ -371,16 +389,9 @@ def score_server_command(
     import uvicorn
 
     from pars.route.score_server import build_app
-    from pars.scheduling import SchedulerSettings, SettingsError
-    from pars.scoring import FrontEndScorer
 
     directory = predictor or default_predictor_dir()
-    check_checkpoints([directory])
-    try:
-        settings = SchedulerSettings.from_sources(None, os.environ)  # PARS_FRONTEND_TIMEOUT_S, PARS_SCORE_BATCH, ...
-    except SettingsError as err:
-        fail(str(err))
-    app_ = build_app(FrontEndScorer.for_checkpoint(directory, settings), max_body_bytes, max_batch_items)
+    app_ = build_app(front_end_scorer(directory), max_body_bytes, max_batch_items)
     console.print(f"scoring with {directory} on http://{host}:{port}")
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
@@ -404,8 +415,6 @@ def route_command(
     from pars.predictor.model import PredictorConfig
     from pars.route.length_log import PROMPT_MODES
     from pars.route.router import RouterSettings, build_router_app
-    from pars.scheduling import SchedulerSettings, SettingsError
-    from pars.scoring import FrontEndScorer
 
     upstreams = tuple(u.strip() for u in upstream.split(",") if u.strip())
     bad = [u for u in upstreams if not u.startswith(("http://", "https://"))]
@@ -418,12 +427,7 @@ def route_command(
     if log_lengths is not None:
         check_output_file(log_lengths, "--log-lengths")
     directory = predictor or default_predictor_dir()
-    check_checkpoints([directory])
-    try:
-        settings = SchedulerSettings.from_sources(None, os.environ)
-    except SettingsError as err:
-        fail(str(err))
-    app_ = build_router_app(FrontEndScorer.for_checkpoint(directory, settings),
+    app_ = build_router_app(front_end_scorer(directory),
                             RouterSettings(upstreams, balancer, max_body_bytes, upstream_timeout_s,
                                            log_lengths=str(log_lengths) if log_lengths else None, log_prompts=log_prompts,
                                            score_quantiles=tuple(PredictorConfig.read(directory).score_quantiles)))

@@ -133,15 +133,14 @@ def test_pars_serve_with_two_data_parallel_engine_cores_orders_in_each(tiny_mode
     the PARS scheduler on the requests it gets."""
     import asyncio
 
-    from pars.bench.http import metric_value, running_process
+    from pars.bench.http import metric_value, running_process, server_environment
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "pars.cli", "serve", str(tiny_model), "--predictor", str(predictor_dir),
                "--port", str(port), "--max-num-seqs", "2", "--max-model-len", "512", "--enforce-eager",
                "--data-parallel-size", "2"]
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1", "VLLM_LOGGING_LEVEL": "INFO"}
-    env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)
+    env = server_environment({"VLLM_LOGGING_LEVEL": "INFO"})
     log = tmp_path / "server.log"
 
     async def burst() -> list[int]:

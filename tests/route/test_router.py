@@ -4,7 +4,6 @@ model, API key) on 127.0.0.1. The last test kills one upstream, so it runs last 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from contextlib import ExitStack
 import httpx
 import pytest
 
-from pars.bench.http import free_port, metric_value, running_process
+from pars.bench.http import free_port, metric_value, running_process, server_environment
 
 API_KEY = "sk-router-test"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -27,8 +26,7 @@ def stack(tmp_path_factory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("router")
     model = make_tiny_model(root / "tiny-model")
     predictor = Predictor.untrained(seed=0).save(root / "predictor")
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)
+    env = server_environment()
     with ExitStack() as stack:
         upstreams, processes = [], []
         for i in range(2):

@@ -94,14 +94,21 @@ class ServerSettings:
                 "--stream-interval", str(self.stream_interval)]
 
     def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(self.kv_cache_gib), "OMP_NUM_THREADS": str(self.omp_threads),
-               "TOKENIZERS_PARALLELISM": "false", **(extra or {})}
-        env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)  # the real layout: engine core in its own process
-        return env
+        return server_environment(extra, self.kv_cache_gib, self.omp_threads)
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+def server_environment(extra: Mapping[str, str] | None = None, kv_cache_gib: int = 1,
+                       omp_threads: int = 1) -> dict[str, str]:
+    """This process's environment for a server it starts (vLLM or a PARS service) on a small CPU: the KV cache
+    size, one OpenMP thread, no Rust-tokenizer threads, and the engine core in its own process."""
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib), "OMP_NUM_THREADS": str(omp_threads),
+           "TOKENIZERS_PARALLELISM": "false", **(extra or {})}
+    env.pop("VLLM_ENABLE_V1_MULTIPROCESSING", None)  # the real layout: engine core in its own process
+    return env
 
 
 @contextmanager

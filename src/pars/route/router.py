@@ -128,7 +128,7 @@ class Router:
         started = time.perf_counter()
         result = await self.scorer.score(endpoint, body)
         self.metrics.scoring_seconds.observe(time.perf_counter() - started)
-        self.metrics.outcomes.labels(outcome="scored" if result.score is not None else result.reason or "unknown").inc()
+        self.metrics.outcomes.labels(outcome=result.outcome).inc()
         if result.score is None:
             share = 0.5
         else:

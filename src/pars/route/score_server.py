@@ -61,7 +61,7 @@ def build_app(scorer: FrontEndScorer, max_body_bytes: int = MAX_BODY_BYTES,
         started = time.perf_counter()
         result = await scorer.score(endpoint, body)
         metrics.seconds.observe(time.perf_counter() - started)
-        metrics.prompts.labels(outcome="scored" if result.score is not None else result.reason or "unknown").inc()
+        metrics.prompts.labels(outcome=result.outcome).inc()
         return result_json(result)
 
     def rejected(err: BadRequest) -> JSONResponse:
@@ -93,8 +93,8 @@ def build_app(scorer: FrontEndScorer, max_body_bytes: int = MAX_BODY_BYTES,
         return JSONResponse({"results": list(results)})
 
     async def health(_: Request) -> Response:
-        return Response("ok" if scorer.batcher.is_alive() else "scorer down", status_code=200 if
-                        scorer.batcher.is_alive() else 503, media_type="text/plain")
+        alive = scorer.batcher.is_alive()
+        return Response("ok" if alive else "scorer down", status_code=200 if alive else 503, media_type="text/plain")
 
     async def prometheus(_: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -38,6 +38,11 @@ class ScoreResult(NamedTuple):
     def fallback(cls, reason: str) -> ScoreResult:
         return cls(None, reason)
 
+    @property
+    def outcome(self) -> str:
+        """The counter label of this result: "scored", or the reason it fell back."""
+        return "scored" if self.score is not None else self.reason or "unknown"
+
 
 def settle(future: Future[ScoreResult], result: ScoreResult) -> None:
     """Resolve `future` unless something else already did (close() and the worker can race)."""

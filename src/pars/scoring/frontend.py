@@ -88,7 +88,7 @@ class FrontEndScorer:
 
     def _count(self, result: ScoreResult) -> ScoreResult:
         if result.score is None:
-            self.counters.fallback[result.reason or "unknown"] += 1
+            self.counters.fallback[result.outcome] += 1
         else:
             self.counters.sized += 1
         return result

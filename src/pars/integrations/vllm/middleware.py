@@ -102,8 +102,7 @@ class PARSScoringMiddleware:
             return raw
         started = time.perf_counter()
         result = await self.scorer.score(path, body)
-        self.metrics.observe("scored" if result.score is not None else result.reason or "unknown",
-                             time.perf_counter() - started)
+        self.metrics.observe(result.outcome, time.perf_counter() - started)
         return json.dumps(annotate(body, result, self.mode, self.neutral, holder)).encode()
 
 
