@@ -3,6 +3,7 @@ model, API key) on 127.0.0.1. The last test kills one upstream, so it runs last 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -168,6 +169,74 @@ def test_pars_collect_measures_an_endpoint_into_a_length_log(stack, tmp_path):
     rows = load_records(out)
     assert sorted(r.prompt for r in rows) == ["Count to five.", "Name a colour.", "Say hi."]
     assert all(1 <= r.response_tokens <= 6 for r in rows)
+
+
+QUEUED_PROMPTS = [
+    "Say yes.", "Write a long, detailed essay on the history of the Roman Empire.", "What is 2 + 2?",
+    "List twenty ideas for a birthday party, each with a paragraph of explanation.", "Name a colour.",
+    "Explain how a transformer language model works, step by step, with examples.", "Translate 'cat' to French.",
+    "Write a Python program that implements a red-black tree, with comments and tests.", "Is water wet?",
+    "Describe your ideal city in detail: transport, housing, parks, schools and work.", "Hi!",
+    "Summarise the plot of every Harry Potter book, chapter by chapter.",
+]
+
+
+def test_under_load_each_replica_serves_its_queue_in_the_routers_priority_order(stack):
+    """The priority reaches vLLM: with every slot held by a long request, the requests queued behind them on a
+    replica finish in the order of the priorities the router gave them (lower first)."""
+    model, upstreams = stack["model"], stack["upstreams"]
+
+    def upstream_total(name: str) -> float:
+        return sum(metric_value(httpx.get(f"{url}/metrics", headers=AUTH).text, name) for url in upstreams)
+
+    async def run() -> list[tuple[str, int, float]]:
+        async with httpx.AsyncClient(base_url=stack["router_url"], timeout=300.0, headers=AUTH) as client:
+            # the same prompt four times: the same predicted work, so least-work puts two on each replica
+            blockers = [asyncio.create_task(client.post("/v1/completions", json=completion(model, tokens=3000)))
+                        for _ in range(4)]
+            deadline = time.monotonic() + 60
+            while upstream_total("vllm:num_requests_running") < 4:
+                assert time.monotonic() < deadline, "the four long requests never all ran"
+                await asyncio.sleep(0.05)
+
+            async def queued(prompt: str) -> tuple[str, int, float]:
+                body = {"model": model, "prompt": prompt, "max_tokens": 24, "ignore_eos": True}
+                response = await client.post("/v1/completions", json=body)
+                assert response.status_code == 200, response.text
+                return response.headers["x-pars-replica"], int(response.headers["x-pars-priority"]), time.monotonic()
+
+            tasks = [asyncio.create_task(queued(p)) for p in QUEUED_PROMPTS]
+            while upstream_total("vllm:num_requests_waiting") < len(QUEUED_PROMPTS):
+                assert upstream_total("vllm:num_requests_running") == 4, "a long request ended before all were queued"
+                await asyncio.sleep(0.05)
+            results = await asyncio.gather(*tasks)
+            assert all(b.status_code == 200 for b in await asyncio.gather(*blockers))
+            return results
+
+    results = asyncio.run(run())
+    compared, out_of_order = 0, []
+    for a in results:
+        for b in results:
+            if a[0] == b[0] and a[1] < b[1]:  # same replica, a has the lower (earlier) priority
+                compared += 1
+                if a[2] > b[2] + 0.05:  # finished later than b, beyond two answers of one engine step
+                    out_of_order.append((a[1], b[1]))
+    assert compared >= 10, results
+    assert not out_of_order, f"served against priority: {out_of_order} (replica, priority, finish): {results}"
+
+
+def test_without_scoring_the_router_is_a_plain_balancer_and_sets_no_priority(stack, tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "pars.cli", "route", "--upstream", ",".join(stack["upstreams"]), "--port",
+               str(port), "--balancer", "round-robin", "--no-score", "--predictor", str(tmp_path / "not-needed")]
+    with running_process(command, server_environment(), url, tmp_path / "router.log", start_timeout_s=60), \
+            httpx.Client(base_url=url, timeout=60.0, headers=AUTH) as client:
+        answers = [client.post("/v1/completions", json=completion(stack["model"])) for _ in range(4)]
+        assert [a.status_code for a in answers] == [200] * 4
+        assert all("x-pars-priority" not in a.headers for a in answers)
+        assert {a.headers["x-pars-replica"] for a in answers} == set(stack["upstreams"])  # round-robin: both
+        assert metric_value(client.get("/metrics").text, "pars_router_scoring_seconds_count") == 0
 
 
 def test_an_upstream_killed_mid_test_leaves_the_router_serving(stack):

@@ -89,8 +89,8 @@ def write_outputs(out: Path, settings: dict, result: BenchmarkResult) -> list[di
     """Write summary.json, summary.md, requests.jsonl and the plots; return the rows."""
     out.mkdir(parents=True, exist_ok=True)
     rows = run_rows(result)
-    (out / "summary.json").write_text(json.dumps({"settings": settings, "runs": [_nan_to_none(r) for r in rows],
-                                                  "spread": [_nan_to_none(r) for r in spread_rows(rows)]},
+    (out / "summary.json").write_text(json.dumps({"settings": settings, "runs": [nan_to_none(r) for r in rows],
+                                                  "spread": [nan_to_none(r) for r in spread_rows(rows)]},
                                                  indent=2, allow_nan=False) + "\n")
     with (out / "requests.jsonl").open("w") as handle:
         for run in result.runs:
@@ -128,12 +128,12 @@ def spread_rows(rows: Sequence[dict]) -> list[dict]:
     return spread
 
 
-def _spread_cell(value: dict | None) -> str:
+def spread_cell(value: dict | None) -> str:
     if value is None:
         return "-"
     if value["min"] == value["max"]:
-        return _fmt(value["median"])
-    return f"{_fmt(value['median'])} ({_fmt(value['min'])}-{_fmt(value['max'])})"
+        return fmt(value["median"])
+    return f"{fmt(value['median'])} ({fmt(value['min'])}-{fmt(value['max'])})"
 
 
 def _json_safe(values: dict) -> dict:
@@ -141,12 +141,12 @@ def _json_safe(values: dict) -> dict:
     return {k: "inf" if isinstance(v, float) and math.isinf(v) else v for k, v in values.items()}
 
 
-def _nan_to_none(row: dict) -> dict:
+def nan_to_none(row: dict) -> dict:
     """JSON has no NaN: an undefined ratio is written as null."""
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
 
 
-def _fmt(value: object, digits: int = 2) -> str:
+def fmt(value: object, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) else str(value)
@@ -181,7 +181,7 @@ def table_cells(row: dict, columns: Sequence[tuple[str, str, int]] = TABLE_COLUM
         elif key in ("policy", "n", "repeat"):
             cells.append(str(row[key]))
         else:
-            cells.append(_fmt(row.get(key), digits))
+            cells.append(fmt(row.get(key), digits))
     return cells
 
 
@@ -202,14 +202,14 @@ def markdown(settings: dict, rows: Sequence[dict]) -> str:
         f"- prompts: {settings['prompts']}; lengths of `{settings['target_model']}` as max_tokens with "
         f"ignore_eos; **length scale {plan['length_scale']}**",
         f"- arrivals: burst {plan['burst']}, {'trace ' + plan['trace'] if plan['trace'] else 'Poisson'}; "
-        f"FCFS burst capacity {', '.join(_fmt(c) for c in settings['capacity_rps'])} req/s (one per repeat); "
+        f"FCFS burst capacity {', '.join(fmt(c) for c in settings['capacity_rps'])} req/s (one per repeat); "
         f"seed {plan['seed']}",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['versions']}",
     ]
     for p in settings["policies"]:
-        lines.append(f"- repeat {p['repeat']}, {p['policy']}: predictor {p['predictor'] or '-'}, engine start {_fmt(p['start_s'], 0)} s, "
-                     f"unloaded TTFT {_fmt(p['unloaded_ttft_s'], 3)} s, load average "
-                     f"{_fmt(p['loadavg_before'][0])} before / {_fmt(p['loadavg_after'][0])} after"
+        lines.append(f"- repeat {p['repeat']}, {p['policy']}: predictor {p['predictor'] or '-'}, engine start {fmt(p['start_s'], 0)} s, "
+                     f"unloaded TTFT {fmt(p['unloaded_ttft_s'], 3)} s, load average "
+                     f"{fmt(p['loadavg_before'][0])} before / {fmt(p['loadavg_after'][0])} after"
                      + (f", front-end scorer {p['front_end']}" if p.get("front_end") else ""))
     lines += ["", "| " + " | ".join(title for _, title, _ in TABLE_COLUMNS) + " |",
               "|" + "---|" * len(TABLE_COLUMNS)]
@@ -221,9 +221,9 @@ def markdown(settings: dict, rows: Sequence[dict]) -> str:
         lines += [f"## Spread over {settings['repeats']} repeats: median (min-max)", "",
                   "| policy | workload | n | mean/FCFS | P99/FCFS | captured | tok/s / FCFS |", "|---|---|---|---|---|---|---|"]
         for row in sorted(spread_rows(rows), key=lambda r: (r["arrival"] != "burst", r["load"] or 0.0, r["policy"])):
-            workload = "burst" if row["arrival"] == "burst" else f"{row['trace'] or 'poisson'} load {_fmt(row['load'])}"
+            workload = "burst" if row["arrival"] == "burst" else f"{row['trace'] or 'poisson'} load {fmt(row['load'])}"
             lines.append(f"| {row['policy']} | {workload} | {row['n']} | "
-                         + " | ".join(_spread_cell(row[m]) for m in SPREAD_METRICS) + " |")
+                         + " | ".join(spread_cell(row[m]) for m in SPREAD_METRICS) + " |")
         lines.append("")
     return "\n".join(lines)
 

@@ -1,9 +1,10 @@
 """`pars route`: an OpenAI-compatible router in front of stock vLLM replicas (`--scheduling-policy priority`).
 
 For POST /v1/completions and /v1/chat/completions it scores the request with the one front-end scorer, sets
-vLLM's integer `priority` from the score's rank among recent scores (a request that already has one keeps
-it), picks a replica (pars.route.balancing) and forwards the body with every other field and header
-(Authorization included); the answer, streamed or not, comes back byte for byte with the upstream's status.
+vLLM's integer `priority` from the score's rank (a request that already has one keeps it; without a scorer
+it neither scores nor sets one: a plain balancer), picks a replica (pars.route.balancing) and forwards the
+body with every other field and header (Authorization included); the answer, streamed or not, comes back
+byte for byte with the upstream's status, plus `x-pars-replica` and `x-pars-priority` headers.
 GET /v1/models goes to a healthy replica; GET /health is 200 while one replica is healthy; GET /metrics is
 Prometheus. Faults: malformed JSON or no prompt -> 400, a body over the limit -> 413; a replica that refuses
 the connection is marked unhealthy and the request goes to another (it was never sent, so nothing is
@@ -29,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from pars.route.balancing import (AnchoredRank, Balancer, RankWindow, Replica, predicted_tokens,
+from pars.route.balancing import (NEUTRAL_SHARE, AnchoredRank, Balancer, RankWindow, Replica, predicted_tokens,
                                   priority_of_share)
 from pars.route.length_log import LengthLog, completion_tokens
 from pars.route.requests import MAX_BODY_BYTES, BadRequest, read_json_object
@@ -42,6 +43,8 @@ MAX_LOGGED_ANSWER_BYTES = 16 << 20  # a longer answer is relayed but not measure
 # Hop-by-hop headers (RFC 9110 7.6.1) and the ones the proxy recomputes are not forwarded.
 DROPPED_HEADERS = {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "trailer",
                    "upgrade", "proxy-authorization", "proxy-authenticate"}
+# Added to every relayed answer, so a client or a test can see where its request went and at what priority.
+REPLICA_HEADER, PRIORITY_HEADER = "x-pars-replica", "x-pars-priority"
 
 
 @dataclass(frozen=True)
@@ -92,8 +95,10 @@ class RelayedResponse(StreamingResponse):
     upstream response is closed at once, so vLLM sees the disconnect and aborts what the client abandoned,
     and `on_close` releases the replica's share."""
 
-    def __init__(self, upstream: httpx.Response, body: AsyncIterator[bytes], on_close: Callable[[], None]) -> None:
-        super().__init__(body, status_code=upstream.status_code, headers=forwarded_headers(upstream.headers))
+    def __init__(self, upstream: httpx.Response, body: AsyncIterator[bytes], on_close: Callable[[], None],
+                 extra_headers: Mapping[str, str]) -> None:
+        super().__init__(body, status_code=upstream.status_code,
+                         headers={**forwarded_headers(upstream.headers), **extra_headers})
         self.upstream = upstream
         self.on_close = on_close
 
@@ -112,7 +117,8 @@ def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
 class Router:
     """The router's state: replicas, balancer, rank window, scorer, HTTP client, metrics."""
 
-    def __init__(self, scorer: FrontEndScorer, settings: RouterSettings) -> None:
+    def __init__(self, scorer: FrontEndScorer | None, settings: RouterSettings) -> None:
+        """`scorer` None: a plain balancer that neither scores nor sets a priority (each replica serves FCFS)."""
         self.scorer = scorer
         self.settings = settings
         self.replicas = [Replica(url.rstrip("/")) for url in settings.upstreams]
@@ -130,7 +136,7 @@ class Router:
         self.metrics.scoring_seconds.observe(time.perf_counter() - started)
         self.metrics.outcomes.labels(outcome=result.outcome).inc()
         if result.score is None:
-            share = 0.5
+            share = NEUTRAL_SHARE
         else:
             share = self.window.share_below(result.score)
             self.window.observe(result.score)
@@ -145,10 +151,13 @@ class Router:
             self.metrics.rejected.labels(status=str(err.status)).inc()
             return JSONResponse({"error": {"message": str(err), "type": "BadRequestError", "code": err.status}},
                                 status_code=err.status)
-        priority, work = await self.priority_and_work(endpoint, body)
-        if "priority" not in body:
-            body["priority"] = priority
-            self.metrics.priority.observe(priority)
+        if self.scorer is not None:
+            priority, work = await self.priority_and_work(endpoint, body)
+            if "priority" not in body:
+                body["priority"] = priority
+                self.metrics.priority.observe(priority)
+        else:
+            work = predicted_tokens(NEUTRAL_SHARE)
         return await self.send(endpoint, body, forwarded_headers(request.headers), work, self._logger_for(endpoint, body))
 
     def _logger_for(self, endpoint: str, body: Mapping[str, Any]) -> Callable[[bytes], None] | None:
@@ -190,7 +199,10 @@ class Router:
                 return self._upstream_error(replica, "transport", 502)
             self.metrics.requests.labels(replica=replica.url, status=str(response.status_code)).inc()
             relay = self._relay(response, replica, on_answer if response.status_code == 200 else None)
-            return RelayedResponse(response, relay, lambda: self._done(replica, work))
+            shown = {REPLICA_HEADER: replica.url}
+            if "priority" in body:
+                shown[PRIORITY_HEADER] = str(body["priority"])
+            return RelayedResponse(response, relay, lambda: self._done(replica, work), shown)
         self.metrics.rejected.labels(status="503").inc()
         return JSONResponse({"error": {"message": "no healthy upstream", "type": "ServiceUnavailable", "code": 503}},
                             status_code=503)
@@ -257,7 +269,7 @@ class Router:
         return JSONResponse({"error": {"message": "no healthy upstream", "code": 503}}, status_code=503)
 
 
-def build_router_app(scorer: FrontEndScorer, settings: RouterSettings) -> Starlette:
+def build_router_app(scorer: FrontEndScorer | None, settings: RouterSettings) -> Starlette:
     router = Router(scorer, settings)
 
     async def completions(request: Request) -> Response:
@@ -286,7 +298,8 @@ def build_router_app(scorer: FrontEndScorer, settings: RouterSettings) -> Starle
         finally:
             task.cancel()
             await router.client.aclose()
-            scorer.close()
+            if scorer is not None:
+                scorer.close()
 
     routes = [Route(COMPLETIONS, completions, methods=["POST"]), Route(CHAT_COMPLETIONS, chat, methods=["POST"]),
               Route("/v1/models", router.models, methods=["GET"]), Route("/health", health, methods=["GET"]),
