@@ -61,6 +61,7 @@ def test_a_hung_predictor_times_out_within_the_bound_and_is_counted():
     scorer, results, elapsed = asyncio.run(main())
     assert [r.reason for r in results] == ["timeout"] * 3
     assert elapsed < 1.0
+    assert all(0.2 <= r.seconds < 1.0 for r in results), "each result carries the time it took (the timeout)"
     assert scorer.counters.fallback["timeout"] == 3
     assert scorer.batcher.abandoned == 2, "requests that timed out before their batch were still scored"
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +34,7 @@ from pars.route.balancing import (NEUTRAL_SHARE, AnchoredRank, Balancer, RankWin
 from pars.route.length_log import LengthLog, completion_tokens
 from pars.route.requests import MAX_BODY_BYTES, BadRequest, read_json_object
 from pars.scoring import FrontEndScorer
+from pars.scoring.metrics import ScoringMetrics
 from pars.scoring.text import CHAT_COMPLETIONS, COMPLETIONS, UnreadableRequest, user_text
 
 log = logging.getLogger(__name__)
@@ -70,12 +70,10 @@ class RouterMetrics:
                                 ["status"], registry=r)
         self.upstream_errors = Counter("pars_router_upstream_errors", "Upstream failures by replica and kind "
                                        "(connect, timeout, transport)", ["replica", "kind"], registry=r)
-        self.scoring_seconds = Histogram("pars_router_scoring_seconds", "Time a request spent being scored",
-                                         registry=r)
+        self.scoring = ScoringMetrics("pars_router_scoring", "pars_router_scoring_seconds", "Requests the router "
+                                      "scored", registry=r)
         self.priority = Histogram("pars_router_priority", "vLLM priority given to scored requests",
                                   buckets=tuple(range(0, 1001, 100)), registry=r)
-        self.outcomes = Counter("pars_router_scoring", "Scoring outcomes (scored or the fallback reason)",
-                                ["outcome"], registry=r)
         self.in_flight = Gauge("pars_router_in_flight", "Requests in flight per replica", ["replica"], registry=r)
         self.work = Gauge("pars_router_outstanding_work", "Predicted tokens in flight per replica", ["replica"],
                           registry=r)
@@ -131,10 +129,8 @@ class Router:
                                         limits=httpx.Limits(max_connections=None, max_keepalive_connections=64))
 
     async def priority_and_work(self, endpoint: str, body: Mapping[str, Any]) -> tuple[int, float]:
-        started = time.perf_counter()
         result = await self.scorer.score(endpoint, body)
-        self.metrics.scoring_seconds.observe(time.perf_counter() - started)
-        self.metrics.outcomes.labels(outcome=result.outcome).inc()
+        self.metrics.scoring.observe(result)
         if result.score is None:
             share = NEUTRAL_SHARE
         else:

@@ -13,12 +13,11 @@ GET /health; GET /metrics in Prometheus format.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,6 +27,7 @@ from starlette.routing import Route
 from pars.route.requests import MAX_BODY_BYTES, BadRequest, read_json_object
 from pars.scheduling.request_fields import priority_of
 from pars.scoring import FrontEndScorer, ScoreResult
+from pars.scoring.metrics import ScoringMetrics
 from pars.scoring.text import CHAT_COMPLETIONS, COMPLETIONS
 
 MAX_BATCH_ITEMS = 256
@@ -38,12 +38,10 @@ class ScoreServerMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.prompts = Counter("pars_score_server_prompts", "Prompts scored, by outcome (scored or the fallback "
-                               "reason)", ["outcome"], registry=self.registry)
+        self.scoring = ScoringMetrics("pars_score_server_prompts", "pars_score_server_scoring_seconds", "Prompts",
+                                      registry=self.registry)
         self.rejected = Counter("pars_score_server_rejected_requests", "Requests answered with a 4xx, by status",
                                 ["status"], registry=self.registry)
-        self.seconds = Histogram("pars_score_server_scoring_seconds", "Time one prompt spent being scored",
-                                 registry=self.registry)
 
 
 def result_json(result: ScoreResult) -> dict[str, Any]:
@@ -58,10 +56,8 @@ def build_app(scorer: FrontEndScorer, max_body_bytes: int = MAX_BODY_BYTES,
     metrics = ScoreServerMetrics()
 
     async def scored(endpoint: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        started = time.perf_counter()
         result = await scorer.score(endpoint, body)
-        metrics.seconds.observe(time.perf_counter() - started)
-        metrics.prompts.labels(outcome=result.outcome).inc()
+        metrics.scoring.observe(result)
         return result_json(result)
 
     def rejected(err: BadRequest) -> JSONResponse:

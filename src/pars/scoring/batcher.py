@@ -29,10 +29,12 @@ MAX_RESTARTS = 3
 
 
 class ScoreResult(NamedTuple):
-    """`score` when scoring worked; otherwise `reason` says why the request falls back."""
+    """`score` when scoring worked; otherwise `reason` says why the request falls back. `seconds`: how long
+    the request spent being scored, as `FrontEndScorer` measured it (None from the batcher itself)."""
 
     score: float | None
     reason: str | None = None
+    seconds: float | None = None
 
     @classmethod
     def fallback(cls, reason: str) -> ScoreResult:

@@ -8,6 +8,7 @@ and the abandoned item is dropped from the batcher's to-do list before it is sco
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -70,28 +71,29 @@ class FrontEndScorer:
                    max_queued=settings.max_queued)
 
     async def score(self, endpoint: str, body: Mapping[str, Any]) -> ScoreResult:
-        """The score of the request's user text (see pars.scoring.text), or a fallback reason."""
+        """The score of the request's user text (see pars.scoring.text), or a fallback reason; with the
+        seconds it took."""
+        started = time.perf_counter()
         try:
             text = user_text(endpoint, body)
         except UnreadableRequest as err:
-            return self._count(ScoreResult.fallback(err.reason))
-        return await self.score_text(text)
+            return self._count(ScoreResult.fallback(err.reason), started)
+        return self._count(await self._score_text(text), started)
 
-    async def score_text(self, text: str) -> ScoreResult:
+    async def _score_text(self, text: str) -> ScoreResult:
         future = self.batcher.submit(text[:MAX_SCORED_CHARS])
         try:
-            result = await asyncio.wait_for(asyncio.wrap_future(future), self.timeout_s)
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout_s)
         except TimeoutError:
             future.cancel()  # not started yet: it is never scored
-            result = ScoreResult.fallback("timeout")
-        return self._count(result)
+            return ScoreResult.fallback("timeout")
 
-    def _count(self, result: ScoreResult) -> ScoreResult:
+    def _count(self, result: ScoreResult, started: float) -> ScoreResult:
         if result.score is None:
             self.counters.fallback[result.outcome] += 1
         else:
             self.counters.sized += 1
-        return result
+        return result._replace(seconds=time.perf_counter() - started)
 
     def close(self) -> None:
         self.batcher.close()

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from prometheus_client import Counter, Histogram
 
+from pars.scoring.metrics import SCORING_SECONDS, ScoringMetrics
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-SECONDS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 WAIT_SECONDS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
@@ -32,20 +33,6 @@ def reset_metrics_dir(directory: Path) -> None:
     directory.mkdir(parents=True)
 
 
-class FrontEndMetrics:
-    """The middleware's series: every request it saw, by outcome, and the time scoring took."""
-
-    def __init__(self) -> None:
-        self.requests = Counter("pars_frontend_requests", "Requests seen by the PARS front-end scorer, by outcome "
-                                "(scored, or the reason it fell back)", ["outcome"])
-        self.seconds = Histogram("pars_frontend_scoring_seconds", "Time a request spent in front-end scoring",
-                                 buckets=SECONDS)
-
-    def observe(self, outcome: str, seconds: float) -> None:
-        self.requests.labels(outcome=outcome).inc()
-        self.seconds.observe(seconds)
-
-
 class SchedulerMetrics:
     """The engine scheduler's series: how each request got its size, the engine's own (fallback) scoring
     time, and how long requests waited for admission, split by whether an estimate or the fallback
@@ -56,15 +43,17 @@ class SchedulerMetrics:
                                 "(sized, or the reason it fell back to the neutral size)", ["policy", "outcome"])
         self.scoring_seconds = Histogram("pars_scheduler_scoring_seconds", "Time from arrival to the engine's own "
                                          "score, for requests that came without a front-end score", ["policy"],
-                                         buckets=SECONDS)
+                                         buckets=SCORING_SECONDS)
         self.queue_wait_seconds = Histogram("pars_scheduler_queue_wait_seconds", "Time from arrival to first "
                                             "admission, by what ordered the request", ["policy", "ordered_by"],
                                             buckets=WAIT_SECONDS)
 
 
 @functools.cache
-def front_end_metrics() -> FrontEndMetrics:
-    return FrontEndMetrics()
+def front_end_metrics() -> ScoringMetrics:
+    """The middleware's series: every request it saw, by outcome, and the time scoring took."""
+    return ScoringMetrics("pars_frontend_requests", "pars_frontend_scoring_seconds", "Requests seen by the PARS "
+                          "front-end scorer")
 
 
 @functools.cache

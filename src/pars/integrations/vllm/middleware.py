@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from collections.abc import Awaitable, Callable, Hashable, MutableMapping
 from typing import Any
 
@@ -100,9 +99,8 @@ class PARSScoringMiddleware:
             return raw  # vLLM answers malformed JSON with a 400
         if not isinstance(body, dict):
             return raw
-        started = time.perf_counter()
         result = await self.scorer.score(path, body)
-        self.metrics.observe(result.outcome, time.perf_counter() - started)
+        self.metrics.observe(result)
         return json.dumps(annotate(body, result, self.mode, self.neutral, holder)).encode()
 
 
