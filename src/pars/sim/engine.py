@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -59,10 +60,23 @@ def simulate(requests: Iterable[SimRequest], profile: StepProfile, config: Engin
              aging: AgingRule = AgingRule(), *, on_step: Callable[[StepRecord], None] | None = None,
              leap: bool = True) -> SimResult:
     """Serve `requests` (sorted by arrival; streamed, so an iterator of millions is fine) on one replica."""
-    return _Replica(profile, config, aging, on_step, leap).run(iter(requests))
+    return Replica(profile, config, aging, on_step, leap).run(iter(requests))
 
 
-class _Replica:
+def scored_entries(requests: Iterable[SimRequest], scoring_s: float) -> Iterator[tuple[float, SimRequest]]:
+    """Each request with the time it enters the engine's queue, after a single FIFO scorer that takes
+    `scoring_s` a request (0: at arrival); requests must come sorted by arrival."""
+    last, scorer_free = -math.inf, -math.inf
+    for request in requests:
+        if request.arrival_s < last:
+            raise ValueError(f"request {request.index} arrives at {request.arrival_s}, before the one "
+                             f"ahead of it ({last}): sort requests by arrival")
+        last = request.arrival_s
+        scorer_free = max(request.arrival_s, scorer_free) + scoring_s
+        yield scorer_free, request
+
+
+class Replica:
     """The simulation state: the waiting queue, the running batch, per-request results, the clock."""
 
     def __init__(self, profile: StepProfile, config: EngineConfig, aging: AgingRule,
@@ -73,24 +87,31 @@ class _Replica:
         self.waiting: dict[int, QueuedRequest] = {}
         self.index, self.outputs = array("q"), array("q")
         self.arrival, self.entry, self.admitted, self.first_token, self.finish = (array("d") for _ in range(5))
-        self.now = self.scorer_free = -math.inf  # the clock starts at the first entry
+        self.now = -math.inf  # the clock starts at the first entry
         self.scoring_charge = 0.0
         self.steps = self.preemptions = self.max_running = self.max_step_tokens = self.leaps = 0
+        self.finished: deque[int] | None = None  # set by a router that tracks what is in flight: rows as they finish
 
     def run(self, requests: Iterator[SimRequest]) -> SimResult:
-        upcoming = self._entries(requests)
-        nxt = next(upcoming, None)
-        while True:
-            while nxt is not None and nxt[0] <= self.now:
-                self._enter(*nxt)
-                nxt = next(upcoming, None)
+        front_s = self.config.scoring_ms / 1000.0 if self.config.scoring_where == "front" else 0.0
+        for entry_s, request in scored_entries(requests, front_s):
+            self.check_fits(request)
+            self.advance(entry_s)
+            self.enter(entry_s, request)
+        self.advance(math.inf)
+        return self.result()
+
+    def advance(self, until: float) -> None:
+        """Run every step that starts before `until` (the next entry); an idle replica waits for it."""
+        while self.now < until:
             if not len(self.batch) and not self.queue:
-                if nxt is None:
-                    break
-                self.now = nxt[0]
-                continue
-            if not (self.leap and self._leap(math.inf if nxt is None else nxt[0])):
+                if math.isfinite(until):
+                    self.now = until
+                return
+            if not (self.leap and self._leap(until)):
                 self._step()
+
+    def result(self) -> SimResult:
         arrays = {name: np.frombuffer(getattr(self, name), dtype=float) for name in
                   ("arrival", "entry", "admitted", "first_token", "finish")}
         return SimResult(np.array(self.index, dtype=np.int64), arrays["arrival"], arrays["first_token"],
@@ -99,26 +120,19 @@ class _Replica:
                          EngineCounters(self.steps, self.preemptions, self.max_running, self.max_step_tokens,
                                         self.leaps))
 
-    def _entries(self, requests: Iterator[SimRequest]) -> Iterator[tuple[float, SimRequest]]:
-        """Each request with the time it enters the waiting queue (after the front-end scorer's FIFO)."""
-        config, last = self.config, -math.inf
-        front_s = config.scoring_ms / 1000.0 if config.scoring_where == "front" else 0.0
-        for request in requests:
-            if request.arrival_s < last:
-                raise ValueError(f"request {request.index} arrives at {request.arrival_s}, before the one "
-                                 f"ahead of it ({last}): sort requests by arrival")
-            last = request.arrival_s
-            context = request.prompt_tokens + request.output_tokens - 1  # tokens in the last step
-            if -(-context // config.block_size) > config.num_kv_blocks:
-                raise ValueError(f"request {request.index} needs {context} tokens of KV cache, more than the "
-                                 f"{config.num_kv_blocks} blocks of {config.block_size} tokens hold")
-            if not config.chunked_prefill and context > config.max_num_batched_tokens:
-                raise ValueError(f"request {request.index} ({context} tokens) cannot be prefilled in one step "
-                                 f"of {config.max_num_batched_tokens} tokens without chunked prefill")
-            self.scorer_free = max(request.arrival_s, self.scorer_free) + front_s
-            yield self.scorer_free, request
+    def check_fits(self, request: SimRequest) -> None:
+        """vLLM's start-up checks: the whole sequence fits the KV cache (and one step, without chunking)."""
+        config = self.config
+        context = request.prompt_tokens + request.output_tokens - 1  # tokens in the last step
+        if -(-context // config.block_size) > config.num_kv_blocks:
+            raise ValueError(f"request {request.index} needs {context} tokens of KV cache, more than the "
+                             f"{config.num_kv_blocks} blocks of {config.block_size} tokens hold")
+        if not config.chunked_prefill and context > config.max_num_batched_tokens:
+            raise ValueError(f"request {request.index} ({context} tokens) cannot be prefilled in one step "
+                             f"of {config.max_num_batched_tokens} tokens without chunked prefill")
 
-    def _enter(self, entry_s: float, request: SimRequest) -> None:
+    def enter(self, entry_s: float, request: SimRequest) -> int:
+        """Queue `request` at `entry_s` (not before the clock's last advance); returns its row."""
         rid = len(self.index)
         self.index.append(request.index)
         self.outputs.append(request.output_tokens)
@@ -132,6 +146,7 @@ class _Replica:
         self.waiting[rid] = QueuedRequest(rid, request.prompt_tokens, request.output_tokens, 0)
         if self.config.scoring_where == "engine":
             self.scoring_charge += self.config.scoring_ms / 1000.0
+        return rid
 
     def _step(self) -> None:
         config, batch, start = self.config, self.batch, self.now
@@ -238,4 +253,6 @@ class _Replica:
         for rid in self.batch.ids[done].tolist():
             self.finish[rid] = self.now
             self.queue.forget(rid)
+            if self.finished is not None:
+                self.finished.append(rid)
         self.batch.keep(~done)
