@@ -730,5 +730,81 @@ def bench_route_command(
                  f"{r['mean_vs_fcfs']:.2f}", f"{r['p99_vs_fcfs']:.2f}"] for r in rows])
 
 
+# --- pars bench calibrate / pars bench sim (issue 12: the simulator, calibrated and validated) ---
+@bench_app.command("calibrate")
+def bench_calibrate_command(
+    out: Annotated[Path, typer.Option(help="Profile JSON to write")],
+    model: Annotated[Optional[Path], typer.Option(help="Served model dir [default: artifacts/tiny-model, built if missing]")] = None,
+    max_num_seqs: Annotated[int, typer.Option(min=2, help="vLLM's running batch limit (1 crashes the CPU build)")] = 4,
+    max_model_len: Annotated[int, typer.Option(min=64, help="vLLM's max_model_len")] = 4096,
+    rounds: Annotated[int, typer.Option(min=2, help="generate() calls of 1..2 x max_num_seqs requests")] = 48,
+    max_prompt: Annotated[int, typer.Option(min=32, help="Longest prompt, tokens")] = 2000,
+    name: Annotated[Optional[str], typer.Option(help="Profile name [default: cpu-<model dir name>]")] = None,
+) -> None:
+    """Time every step of the real vLLM engine on varied batches and fit the simulator's step-time profile."""
+    from pars.bench.calibrate import CalibrationPlan, calibrate
+    from pars.bench.serving import ensure_model
+    from pars.paths import PROJECT_ROOT
+
+    check_served_model(model)
+    check_output_file(out, "--out")
+    if max_prompt + 200 > max_model_len:
+        fail(f"--max-prompt {max_prompt} leaves no room for outputs within --max-model-len {max_model_len}")
+    model_dir = ensure_model(model or PROJECT_ROOT / "artifacts" / "tiny-model")
+    plan = CalibrationPlan(rounds=rounds, max_num_seqs=max_num_seqs, max_prompt=max_prompt)
+    with progress_bar() as progress:
+        task = progress.add_task("calibrating", total=rounds, info="starting the engine")
+        try:
+            profile, steps = calibrate(model_dir, plan, max_model_len, name,
+                                       on_batch=lambda done: progress.update(task, completed=done, info=""))
+        except (RuntimeError, ValueError) as err:
+            fail(str(err))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    profile.save(out)
+    quality = profile.quality
+    print_rows(f"Step profile {profile.name} ({len(steps)} steps) -> {out}", ["term", "value"], 1, [
+        ["base", f"{profile.base_s * 1e3:.4f} ms"], ["per prefill token", f"{profile.per_prefill_token_s * 1e6:.4f} us"],
+        ["per decode seq", f"{profile.per_decode_seq_s * 1e6:.3f} us"], ["per KV token", f"{profile.per_kv_token_s * 1e9:.3f} ns"],
+        ["R^2", f"{quality.r2:.3f}"], ["mean relative error", f"{quality.mean_relative_error:.3f}"]])
+    console.print(profile.source)
+
+
+@bench_app.command("sim")
+def bench_sim_command(
+    validate: Annotated[bool, typer.Option("--validate", help="Replay a real `pars bench serve` run and compare")] = False,
+    requests_file: Annotated[Path, typer.Option(help="requests.jsonl of the run (summary.json beside it)")] = Path("results/serving/requests.jsonl"),
+    profile: Annotated[str, typer.Option(help="Shipped profile name or a profile JSON path")] = "cpu-tiny-llama",
+    scoring_ms: Annotated[float, typer.Option(min=0.0, help="Front-end scoring per predicted request, ms (FIFO scorer)")] = 0.0,
+    max_num_batched_tokens: Annotated[Optional[int], typer.Option(min=1, help="vLLM's token budget [default: the run's max_model_len]")] = None,
+    out: Annotated[Path, typer.Option(help="Where validation.json goes")] = Path("results/sim"),
+) -> None:
+    """Simulate vLLM continuous batching; --validate replays a served run per policy and workload."""
+    from pars.bench.sim_validation import TOLERANCE, ValidationError, validate as run_validation, write_validation
+    from pars.sim import StepProfile
+
+    if not validate:
+        fail("nothing to do: pass --validate (the simulator's other uses are the pars.sim API)")
+    check_output_dir(out, "--out")
+    try:
+        step_profile = StepProfile.named(profile)
+        result = run_validation(requests_file.parent / "summary.json", requests_file, step_profile, scoring_ms,
+                                max_num_batched_tokens)
+    except ValueError as err:  # ValidationError, bad profile
+        fail(str(err))
+    path = write_validation(result, out)
+    mark = {True: "yes", False: "no"}
+    print_rows(f"Simulated ({step_profile.name}) vs real end-to-end latency; within = |sim/real - 1| <= {TOLERANCE:.0%} ({path})",
+               ["policy", "repeat", "workload", "real mean s", "sim mean s", "sim/real", "within", "real P90 s",
+                "sim P90 s", "sim/real P90", "within P90"], 3,
+               [[r["policy"], str(r["repeat"]), r["workload"], f"{r['real_mean_s']:.2f}", f"{r['sim_mean_s']:.2f}",
+                 f"{r['mean_ratio']:.2f}", mark[r["mean_within"]], f"{r['real_p90_s']:.2f}", f"{r['sim_p90_s']:.2f}",
+                 f"{r['p90_ratio']:.2f}", mark[r["p90_within"]]] for r in result["rows"]])
+    for ranking in result["rankings"]:
+        console.print(f"repeat {ranking['repeat']}, {ranking['workload']}: real {' < '.join(ranking['real_order'])}; "
+                      f"sim {' < '.join(ranking['sim_order'])} -> {'agree' if ranking['agree'] else 'DISAGREE'}")
+    if result["skipped_policies"]:
+        console.print(f"not simulated: {', '.join(result['skipped_policies'])}")
+
+
 if __name__ == "__main__":
     app()

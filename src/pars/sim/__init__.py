@@ -6,11 +6,12 @@ preemption of the most recently admitted request, step time from a fitted `StepP
 cost of scoring (in front of the engine or inside its step). Not modelled: prefix caching, speculative
 decoding, async scheduling, CUDA-graph batch padding, max_model_len, the scheduler's own CPU time
 (unless the profile's base time holds it), sampling stops other than the output length, networking.
-Pure Python and numpy; vLLM is never imported.
+Pure Python and numpy; vLLM is never imported. Step-time profiles ship in `profiles/` (`shipped_profiles()`,
+`StepProfile.named(name)`); `pars bench calibrate` measures a new one, `pars bench sim --validate` checks one.
 """
 
 from pars.sim.engine import EngineConfig, simulate
-from pars.sim.profile import ProfileFit, StepProfile
+from pars.sim.profile import ProfileFit, StepProfile, shipped_profiles
 from pars.sim.requests import FCFS_SIZE, SimRequest, oracle_size
 from pars.sim.result import EngineCounters, SimResult, StepRecord
 
@@ -24,5 +25,6 @@ __all__ = [
     "StepProfile",
     "StepRecord",
     "oracle_size",
+    "shipped_profiles",
     "simulate",
 ]

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import nnls
 
+PROFILES_DIR = Path(__file__).parent / "profiles"  # shipped profiles, package data
 COEFFICIENTS = ("base_s", "per_prefill_token_s", "per_decode_seq_s", "per_kv_token_s")
 
 
@@ -115,3 +116,20 @@ class StepProfile:
                        quality=quality)
         except (TypeError, ValueError) as error:
             raise ValueError(f"step profile {path}: {error}") from None
+
+    @classmethod
+    def named(cls, name_or_path: str | Path) -> StepProfile:
+        """A shipped profile by name (`shipped_profiles()`), or a profile file by path."""
+        path = Path(name_or_path)
+        if path.suffix == ".json" or path.exists():
+            return cls.load(path)
+        shipped = PROFILES_DIR / f"{name_or_path}.json"
+        if not shipped.exists():
+            raise ValueError(f"no step profile named {str(name_or_path)!r}; shipped: {', '.join(shipped_profiles())}"
+                             " (or give a path to a profile JSON, e.g. from `pars bench calibrate`)")
+        return cls.load(shipped)
+
+
+def shipped_profiles() -> list[str]:
+    """Names of the profiles that ship with the package (src/pars/sim/profiles/*.json)."""
+    return sorted(path.stem for path in PROFILES_DIR.glob("*.json"))
