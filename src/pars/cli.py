@@ -772,19 +772,36 @@ def bench_calibrate_command(
 @bench_app.command("sim")
 def bench_sim_command(
     validate: Annotated[bool, typer.Option("--validate", help="Replay a real `pars bench serve` run and compare")] = False,
-    requests_file: Annotated[Path, typer.Option(help="requests.jsonl of the run (summary.json beside it)")] = Path("results/serving/requests.jsonl"),
-    profile: Annotated[str, typer.Option(help="Shipped profile name or a profile JSON path")] = "cpu-tiny-llama",
+    study: Annotated[str, typer.Option(help="replay | bound (starvation rules) | quality (ranker tau) | scale (1M requests)")] = "replay",
+    profile: Annotated[str, typer.Option(help="Shipped profile name (cpu-tiny-llama, h100-llama-3.1-8b) or a profile JSON path")] = "cpu-tiny-llama",
+    policies: Annotated[str, typer.Option(help="Comma-separated: fcfs, pars, oracle, margin, listmle, pointwise, classify")] = "fcfs,pars,oracle",
+    trace: Annotated[Optional[str], typer.Option(help="azure-conv | azure-code | mooncake-conv: the whole trace as recorded (or scaled to --loads)")] = None,
+    loads: Annotated[Optional[str], typer.Option(help="Poisson (or trace) rates as fractions of FCFS capacity [default: 0.5,0.8,1,1.2,1.5; none with --trace]")] = None,
+    burst: Annotated[int, typer.Option(min=0, help="Requests in the burst run (0: none)")] = 200,
+    requests: Annotated[int, typer.Option(min=2, help="Requests per Poisson load")] = 2000,
+    replicas: Annotated[int, typer.Option(min=1, help="Replicas behind the router's balancer")] = 1,
+    balancer: Annotated[str, typer.Option(help="least-work | least-requests | round-robin (with --replicas > 1)")] = "least-work",
+    max_num_seqs: Annotated[Optional[int], typer.Option(min=1, help="vLLM's running batch limit [default: the profile's engine]")] = None,
+    kv_blocks: Annotated[Optional[int], typer.Option(min=1, help="KV cache blocks of 16 tokens [default: the profile's engine]")] = None,
+    length_scale: Annotated[float, typer.Option(help="Output tokens = true length x this")] = 1.0,
+    scale_requests: Annotated[int, typer.Option(min=1, help="Requests of the scale check")] = 1_000_000,
+    predictor: PredictorOption = None,
+    seed: Annotated[int, typer.Option(help="Seed of prompts and arrivals")] = 0,
+    requests_file: Annotated[Path, typer.Option(help="--validate: requests.jsonl of the run (summary.json beside it)")] = Path("results/serving/requests.jsonl"),
     scoring_ms: Annotated[float, typer.Option(min=0.0, help="Front-end scoring per predicted request, ms (FIFO scorer)")] = 0.0,
-    max_num_batched_tokens: Annotated[Optional[int], typer.Option(min=1, help="vLLM's token budget [default: the run's max_model_len]")] = None,
-    out: Annotated[Path, typer.Option(help="Where validation.json goes")] = Path("results/sim"),
+    max_num_batched_tokens: Annotated[Optional[int], typer.Option(min=1, help="--validate: vLLM's token budget [default: the run's max_model_len]")] = None,
+    out: Annotated[Path, typer.Option(help="Where the summary, tables and plots go")] = Path("results/sim"),
 ) -> None:
-    """Simulate vLLM continuous batching; --validate replays a served run per policy and workload."""
-    from pars.bench.sim_validation import TOLERANCE, ValidationError, validate as run_validation, write_validation
+    """Simulate vLLM continuous batching (labelled simulated): policies across load or a whole trace, the
+    starvation bound, ranker quality, scale; --validate replays a served run per policy and workload."""
+    check_output_dir(out, "--out")
+    if not validate:
+        _run_sim_study(study, profile, policies, trace, loads, burst, requests, replicas, balancer, max_num_seqs,
+                       kv_blocks, length_scale, scale_requests, predictor, seed, scoring_ms, out)
+        return
+    from pars.bench.sim_validation import TOLERANCE, validate as run_validation, write_validation
     from pars.sim import StepProfile
 
-    if not validate:
-        fail("nothing to do: pass --validate (the simulator's other uses are the pars.sim API)")
-    check_output_dir(out, "--out")
     try:
         step_profile = StepProfile.named(profile)
         result = run_validation(requests_file.parent / "summary.json", requests_file, step_profile, scoring_ms,
@@ -804,6 +821,40 @@ def bench_sim_command(
                       f"sim {' < '.join(ranking['sim_order'])} -> {'agree' if ranking['agree'] else 'DISAGREE'}")
     if result["skipped_policies"]:
         console.print(f"not simulated: {', '.join(result['skipped_policies'])}")
+
+
+def _run_sim_study(study: str, profile: str, policies: str, trace: str | None, loads: str | None, burst: int,
+                   requests: int, replicas: int, balancer: str, max_num_seqs: int | None, kv_blocks: int | None,
+                   length_scale: float, scale_requests: int, predictor: Path | None, seed: int, scoring_ms: float,
+                   out: Path) -> None:
+    from pars.bench.serving_report import SHORT_COLUMNS, table_cells
+    from pars.bench.sim_runs import SimOptions, run_sim
+    from pars.bench.workload import ArrivalPlan
+
+    check_positive("--length-scale", length_scale)
+    names = tuple(p.strip() for p in policies.split(",") if p.strip())
+    if "fcfs" not in names:
+        fail("--policies must include fcfs: every ratio is to FCFS on the same requests")
+    default_loads = () if trace else (0.5, 0.8, 1.0, 1.2, 1.5)
+    directory = predictor or default_predictor_dir()
+    if any(n == "pars" for n in names):
+        check_checkpoints([directory])
+    try:
+        plan = ArrivalPlan(requests, burst, parse_floats(loads) if loads else default_loads, (), trace=trace,
+                           length_scale=length_scale, seed=seed)
+        options = SimOptions(profile, study, names, plan, replicas, balancer, max_num_seqs, kv_blocks, scoring_ms,
+                             directory, None, scale_requests)
+        with console.status(f"simulating ({study})") as status:
+            rows = run_sim(options, out, on_progress=lambda what: status.update(f"simulating: {what}"))
+    except (ValueError, FileNotFoundError) as err:
+        fail(str(err))
+    if study == "replay":
+        print_rows(f"SIMULATED ({profile}): {out / 'summary.md'}", [t for _, t, _ in SHORT_COLUMNS], 3,
+                   [table_cells(r, SHORT_COLUMNS) for r in rows])
+    else:
+        keys = list(rows[0])
+        print_rows(f"SIMULATED ({profile}), study {study}: {out / (study + '.md')}", keys, 2,
+                   [[f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]) for k in keys] for r in rows])
 
 
 if __name__ == "__main__":

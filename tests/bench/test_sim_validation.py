@@ -44,7 +44,10 @@ def test_a_request_file_that_is_not_a_serve_record_is_named_with_its_line(tmp_pa
 
 
 @pytest.mark.parametrize("args, message", [
-    ([], "pass --validate"),
+    (["--policies", "pars,oracle"], "must include fcfs"),
+    (["--study", "nope", "--policies", "fcfs"], "unknown study"),
+    (["--profile", "no-such-profile", "--policies", "fcfs"], "no step profile named 'no-such-profile'"),
+    (["--trace", "nope", "--policies", "fcfs"], "unknown trace"),
     (["--validate", "--profile", "no-such-profile"], "no step profile named 'no-such-profile'"),
     (["--validate", "--requests-file", "nowhere/requests.jsonl"], "summary.json: no such file"),
 ])
