@@ -33,8 +33,10 @@ class _Warmup(NamedTuple):
 
 class StepRecordingScheduler(Scheduler):
     """Stock `Scheduler`; per step with scheduled tokens, one record of (prefill_tokens, decode_seqs,
-    kv_tokens, seconds). seconds = start of `schedule()` to end of `update_from_output()` (the model
-    runs in between), so idle time between steps is not counted.
+    kv_tokens, seconds). seconds = the step's period, from the start of its `schedule()` to the start of the
+    next one, when the engine still had requests after it: that is what a busy engine's clock advances by, the
+    engine loop's own work (new requests in, outputs out) included. A step after which the engine went idle
+    counts from the start of `schedule()` to the end of `update_from_output()` (the model runs in between).
 
     `schedule()` advances each request's `num_computed_tokens` by its scheduled tokens before it returns
     (`_update_after_schedule`), so after it: computed before = num_computed_tokens - scheduled, and the
@@ -48,9 +50,14 @@ class StepRecordingScheduler(Scheduler):
         self.step_records: list[dict[str, float]] = []
         self._unwritten = 0
         self._current: tuple[Any, float, dict[str, int]] | None = None
+        self._busy: tuple[dict[str, int], float] | None = None  # a step whose period ends at the next schedule()
 
     def schedule(self, *args: Any, **kwargs: Any):  # noqa: ANN201 - vLLM's SchedulerOutput
         start = time.perf_counter()
+        if self._busy is not None:  # the step before ran back to back with this one: its period ends now
+            record, started = self._busy
+            self._record({**record, "seconds": start - started})
+            self._busy = None
         output = super().schedule(*args, **kwargs)
         prefill = decode = kv = 0
         for req_id, scheduled in output.num_scheduled_tokens.items():
@@ -68,12 +75,19 @@ class StepRecordingScheduler(Scheduler):
         result = super().update_from_output(scheduler_output, model_runner_output)
         end = time.perf_counter()
         current, self._current = self._current, None
+        busy = self.has_requests()
         if current is not None and current[0] is scheduler_output and scheduler_output.total_num_scheduled_tokens:
-            self.step_records.append({**current[2], "seconds": end - current[1]})
-            self._unwritten += 1
-        if self._unwritten >= FLUSH_EVERY or (self._unwritten and not self.has_requests()):  # a batch, or idle
+            if busy:
+                self._busy = (current[2], current[1])
+            else:
+                self._record({**current[2], "seconds": end - current[1]})
+        if self._unwritten >= FLUSH_EVERY or (self._unwritten and not busy):  # a batch, or idle
             self.flush_steps()
         return result
+
+    def _record(self, record: dict[str, float]) -> None:
+        self.step_records.append(record)
+        self._unwritten += 1
 
     def flush_steps(self) -> None:
         """Append the records not yet written to the PARS_STEP_LOG file (none is kept when it is unset)."""
