@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -54,8 +55,10 @@ class CalibrationPlan:
         return batches
 
 
-def machine_source(model_dir: Path, max_num_seqs: int, max_model_len: int) -> str:
-    """Where a profile's numbers come from: CPU, cores, model, engine settings, vLLM version, date."""
+def machine_source(model_dir: Path, max_num_seqs: int, max_model_len: int,
+                   load_before: tuple[float, float, float]) -> str:
+    """Where a profile's numbers come from: CPU, cores, model, engine settings, vLLM version, date, and the
+    machine's load average around the measurement (a loaded machine gives slow, noisy steps)."""
     from pars.bench.serving_report import machine
 
     m = machine()
@@ -66,7 +69,7 @@ def machine_source(model_dir: Path, max_num_seqs: int, max_model_len: int) -> st
     today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (f"measured by `pars bench calibrate` on {m['cpu']}, {m['cores']} cores; model {model_dir.name}; "
             f"vLLM {vllm_version}, eager, OMP_NUM_THREADS=1, max_num_seqs {max_num_seqs}, max_model_len "
-            f"{max_model_len}; {today}")
+            f"{max_model_len}; {today}; load average {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after")
 
 
 def calibrate(model_dir: Path, plan: CalibrationPlan, max_model_len: int = 4096, name: str | None = None,
@@ -74,10 +77,11 @@ def calibrate(model_dir: Path, plan: CalibrationPlan, max_model_len: int = 4096,
     """Record the plan's steps on the real engine and fit a profile; returns (profile, step rows)."""
     from pars.integrations.vllm.calibration import record_steps  # imports vllm
 
+    load_before = os.getloadavg()
     steps = record_steps(model_dir, plan.batches(), plan.max_num_seqs, max_model_len, on_batch)
     if len(steps) < 4:
         raise RuntimeError(f"the engine recorded {len(steps)} steps; is {RECORDING_SCHEDULER} in use?")
     profile = StepProfile.fit(steps, name=name or f"cpu-{model_dir.name}",
-                              source=machine_source(model_dir, plan.max_num_seqs, max_model_len))
+                              source=machine_source(model_dir, plan.max_num_seqs, max_model_len, load_before))
     log.info("fitted %s on %d steps: %s", profile.name, len(steps), profile.quality)
     return profile, steps
