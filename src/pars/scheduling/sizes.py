@@ -147,8 +147,8 @@ class PredictedSizes(SizeSource):
         for rid, (submitted, future) in list(self._pending.items()):
             if future.done():
                 del self._pending[rid]
-                score, reason = future.result()
-                verdicts.append(Verdict(rid, score, reason, scoring_s=now - submitted))
+                result = future.result()
+                verdicts.append(Verdict(rid, result.score, result.reason, scoring_s=now - submitted))
             elif now - submitted > self.timeout_s:
                 del self._pending[rid]
                 future.cancel()  # dropped before scoring if its batch has not started
