@@ -34,7 +34,7 @@ def test_the_bound_is_the_tighter_of_the_fixed_and_the_fcfs_relative_one():
 def test_fcfs_wait_estimate_is_the_queue_ahead_over_the_admission_rate():
     from pars.scheduling.keys import AdmissionRate
 
-    rate = AdmissionRate(window=4, min_span_s=1.0)
+    rate = AdmissionRate(window_s=1.5, min_span_s=1.0)
     assert rate.fcfs_wait_s(10) == math.inf
     rate.observe(0.0)
     rate.observe(0.001)
@@ -42,6 +42,18 @@ def test_fcfs_wait_estimate_is_the_queue_ahead_over_the_admission_rate():
     for t in (0.5, 1.0, 1.5, 2.0):
         rate.observe(t)
     assert rate.per_second() == 2.0 and rate.fcfs_wait_s(10) == 5.0
+
+
+def test_the_admission_rate_is_known_at_gpu_rates_too():
+    from pars.scheduling.keys import AdmissionRate
+
+    rate = AdmissionRate()  # defaults: 30 s window, trusted once it spans 5 s
+    for i in range(1001):  # 200 admissions a second for 5 s
+        rate.observe(i / 200)
+    assert rate.per_second() == pytest.approx(200.0)
+    for i in range(1, 31):  # then one a second for 30 s: the old burst leaves the window
+        rate.observe(5.0 + i)
+    assert rate.per_second() == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("rate, max_wait, factor", [(-1.0, 1.0, 2.0), (math.nan, 1.0, 2.0), (0.0, 0.0, 2.0),

@@ -52,15 +52,21 @@ class AgingRule:
 
 
 class AdmissionRate:
-    """Requests admitted per second over the last `window` admissions; None until they span at least
-    `min_span_s` (admissions come in clumps, one per freed slot: a rate over milliseconds means nothing)."""
+    """Requests admitted per second over the admissions of the last `window_s` seconds; None until they span at
+    least `min_span_s` (admissions come in clumps, one per freed slot: a rate over milliseconds means nothing).
 
-    def __init__(self, window: int = 64, min_span_s: float = 5.0) -> None:
-        self._times: deque[float] = deque(maxlen=window)
+    A window in time, not in admissions: a GPU engine admits hundreds a second, and a fixed count of them would
+    never span `min_span_s` (the simulator showed a 64-admission window switching the bound off at 13/s)."""
+
+    def __init__(self, window_s: float = 30.0, min_span_s: float = 5.0, max_kept: int = 1 << 16) -> None:
+        self._times: deque[float] = deque(maxlen=max_kept)
+        self.window_s = window_s
         self.min_span_s = min_span_s
 
     def observe(self, now: float) -> None:
         self._times.append(now)
+        while now - self._times[0] > self.window_s:
+            self._times.popleft()
 
     def per_second(self) -> float | None:
         if len(self._times) < 2 or self._times[-1] - self._times[0] < self.min_span_s:
