@@ -21,6 +21,7 @@ from pars.data.records import LengthRecord
 from pars.data.splits import PromptSplit, normalise_prompt
 from pars.evaluation import Evaluation, distinct_prompts, evaluate_scores, score_table
 from pars.paths import bundled_data_dir
+from pars.predictor.embeddings import EmbeddingCache
 from pars.predictor.model import Predictor
 from pars.predictor.training import ProgressHook, TrainResult, TrainSettings, train
 
@@ -113,10 +114,13 @@ def score_quantiles(predictor: Predictor, parts: dict[str, list[LengthRecord]]) 
     return [float(q) for q in np.quantile(scores, np.linspace(0.0, 1.0, QUANTILE_POINTS))]
 
 
-def run_training(job: TrainJob, out: str | Path | None = None, on_step: ProgressHook | None = None
+def run_training(job: TrainJob, out: str | Path | None = None, on_step: ProgressHook | None = None,
+                 records: Sequence[LengthRecord] | None = None, embeddings: EmbeddingCache | None = None
                  ) -> tuple[Predictor, TrainResult, dict[str, list[LengthRecord]]]:
-    """Train a predictor as `job` says; save it to `out` when given. Returns the split records too."""
-    records = load_job_records(job)
+    """Train a predictor as `job` says, on `records` (default: the job's data); save it to `out` when given,
+    with the score quantiles `pars route` reads. `embeddings` serves the head-only stages (share one between
+    runs on the same pretrained encoder). Returns the split records too."""
+    records = load_job_records(job) if records is None else records
     split = PromptSplit(seed=job.split_seed)
     parts = split.partition(records)
     train_labels = group_by_prompt(parts["train"], job.label_mode)
@@ -131,9 +135,9 @@ def run_training(job: TrainJob, out: str | Path | None = None, on_step: Progress
     predictor = starting_predictor(job, head_outputs)
     parent_training = dict(predictor.config.training)
     started = time.perf_counter()
-    result = train(predictor, train_labels, val_labels, settings, on_step, fresh_head=job.init_from is None)
+    result = train(predictor, train_labels, val_labels, settings, on_step, embeddings=embeddings,
+                   fresh_head=job.init_from is None)
     predictor.config.bucket_edges = list(settings.bucket_edges) if head_outputs > 1 else []
-    predictor.config.score_quantiles = score_quantiles(predictor, parts)
     predictor.config.training = {
         **asdict(settings),
         "label_mode": job.label_mode,
@@ -150,6 +154,7 @@ def run_training(job: TrainJob, out: str | Path | None = None, on_step: Progress
         "init_from": lineage(job.init_from, parent_training) if job.init_from else None,
     }
     if out is not None:
+        predictor.config.score_quantiles = score_quantiles(predictor, parts)
         predictor.save(out)
     return predictor, result, parts
 

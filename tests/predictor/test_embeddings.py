@@ -53,3 +53,22 @@ def test_another_max_length_is_another_entry(predictor, monkeypatch):
 
 def test_no_prompts_give_an_empty_matrix(predictor):
     assert EmbeddingCache().vectors(predictor, []).shape == (0, predictor.ranker.encoder.config.hidden_size)
+
+
+def test_a_disk_cache_written_once_serves_a_later_run_without_encoding(predictor, tmp_path, monkeypatch):
+    from pars.predictor.embeddings import disk_cache
+
+    first = disk_cache(tmp_path, predictor)
+    vectors = first.vectors(predictor, PROMPTS)
+    assert first.encoded == len(PROMPTS)  # the repeated prompt too: one embed call, as before
+    first.save()
+    calls = counting_embed(monkeypatch)
+    later = disk_cache(tmp_path, predictor)  # a new run: same encoder, same file
+    assert torch.equal(later.vectors(predictor, PROMPTS), vectors)
+    assert calls == [] and later.encoded == 0
+    other = disk_cache(tmp_path, Predictor.untrained(max_length=32, seed=1))  # same weights: same file
+    assert other.path == later.path
+    finetuned = Predictor.untrained(max_length=32)
+    with torch.no_grad():
+        next(finetuned.ranker.encoder.parameters()).add_(1.0)  # changed encoder weights: a file of their own
+    assert disk_cache(tmp_path, finetuned).path != later.path
