@@ -829,7 +829,7 @@ def _run_sim_study(study: str, profile: str, policies: str, trace: str | None, l
                    out: Path) -> None:
     from pars.bench.serving_report import SHORT_COLUMNS, table_cells
     from pars.bench.sim_runs import SimOptions, run_sim
-    from pars.bench.workload import ArrivalPlan
+    from pars.bench.sim_study import SimArrivals
 
     check_positive("--length-scale", length_scale)
     names = tuple(p.strip() for p in policies.split(",") if p.strip())
@@ -840,8 +840,7 @@ def _run_sim_study(study: str, profile: str, policies: str, trace: str | None, l
     if any(n == "pars" for n in names):
         check_checkpoints([directory])
     try:
-        plan = ArrivalPlan(requests, burst, parse_floats(loads) if loads else default_loads, (), trace=trace,
-                           length_scale=length_scale, seed=seed)
+        plan = SimArrivals(requests, burst, parse_floats(loads) if loads else default_loads, trace, length_scale, seed)
         options = SimOptions(profile, study, names, plan, replicas, balancer, max_num_seqs, kv_blocks, scoring_ms,
                              directory, None, scale_requests)
         with console.status(f"simulating ({study})") as status:

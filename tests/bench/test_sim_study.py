@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from pars.bench.sim_study import SimSetup, bound_study, capacity_rps, rate_workloads, replay, tau_study
+from pars.bench.sim_study import SimArrivals, SimSetup, bound_study, capacity_rps, replay, sim_workloads, tau_study
 from pars.bench.sim_workload import blended_sizes, pool_sizes, prompt_tokens, synthetic_requests
 from pars.bench.workload import ArrivalPlan, PoolPrompt
 from pars.scheduling import AgingRule
@@ -49,8 +49,8 @@ def test_synthetic_requests_stream_sorted_poisson_arrivals_across_chunks():
 
 
 def test_in_a_burst_oracle_sjf_beats_fcfs_and_every_request_is_served():
-    plan = ArrivalPlan(requests=40, burst=30, loads=(0.8,), seed=0)
-    workloads = rate_workloads(plan, POOL, capacity_rps(SETUP, POOL, sizes()["fcfs"], 1.0, 0), None)
+    plan = SimArrivals(requests=40, burst=30, loads=(0.8,), seed=0)
+    workloads = sim_workloads(POOL, capacity_rps(SETUP, POOL, sizes()["fcfs"], 1.0, 0), plan, None)
     result = replay(SETUP, workloads, POOL, sizes())
     by = {(r.policy, r.workload.arrival): r.summary for r in result.runs}
     assert by[("oracle", "burst")].e2e.mean < 0.8 * by[("fcfs", "burst")].e2e.mean
@@ -58,14 +58,13 @@ def test_in_a_burst_oracle_sjf_beats_fcfs_and_every_request_is_served():
     assert [w.arrival for w, _ in workloads] == ["burst", "poisson"]
 
 
-def test_a_trace_without_loads_plays_as_recorded():
+def test_a_trace_without_loads_plays_as_recorded_and_with_loads_is_time_scaled_to_them():
     times = np.array([0.0, 0.5, 0.7, 2.0])
-    plan = ArrivalPlan(requests=4, burst=0, rates=(1.0,), trace="azure-conv")
-    recorded = rate_workloads(ArrivalPlan(requests=4, burst=1, loads=(), trace="azure-conv"), POOL, 10.0, times)
-    assert [r.arrival_s for r in recorded[-1][0].requests] == times.tolist()
-    assert recorded[-1][1] == pytest.approx((3 / 2.0) / 10.0)
-    scaled = rate_workloads(plan, POOL, 10.0, times)
-    assert len(scaled) == 1 and scaled[0][0].arrival == "trace"
+    recorded = sim_workloads(POOL, 10.0, SimArrivals(requests=4, burst=0, loads=(), trace="azure-conv"), times)
+    assert len(recorded) == 1 and [r.arrival_s for r in recorded[0][0].requests] == times.tolist()
+    assert recorded[0][1] == pytest.approx((3 / 2.0) / 10.0)
+    scaled = sim_workloads(POOL, 10.0, SimArrivals(requests=4, burst=0, loads=(0.5,), trace="azure-conv"), times)
+    assert len(scaled) == 1 and scaled[0][0].arrival == "trace" and scaled[0][1] == pytest.approx(0.5)
 
 
 def test_two_replicas_serve_a_burst_faster_than_one():

@@ -13,11 +13,10 @@ from pathlib import Path
 
 from pars.bench.serving import split_of, workload_pool
 from pars.bench.sim_report import write_replay, write_study
-from pars.bench.sim_study import (PROFILE_ENGINES, SimSetup, bound_study, capacity_rps, rate_workloads, replay,
-                                  scale_check, tau_study)
+from pars.bench.sim_study import (PROFILE_ENGINES, SimArrivals, SimSetup, bound_study, capacity_rps, replay,
+                                  scale_check, sim_workloads, tau_study)
 from pars.bench.sim_workload import pool_sizes
 from pars.bench.traces import load_trace
-from pars.bench.workload import ArrivalPlan
 from pars.scheduling import AgingRule, SchedulerSettings
 from pars.sim import EngineConfig, StepProfile
 
@@ -30,7 +29,7 @@ class SimOptions:
     profile: str = "cpu-tiny-llama"
     study: str = "replay"
     policies: tuple[str, ...] = ("fcfs", "pars", "oracle")
-    plan: ArrivalPlan = ArrivalPlan(requests=2000, burst=200, loads=(0.5, 0.8, 1.0, 1.2, 1.5))
+    plan: SimArrivals = SimArrivals()
     replicas: int = 1
     balancer: str = "least-work"
     max_num_seqs: int | None = None  # None: the profile's engine (PROFILE_ENGINES)
@@ -86,7 +85,7 @@ def run_sim(options: SimOptions, out: Path, on_progress: Callable[[str], None] =
                     x="requests", series="rate_rps", plot=False)
         return rows
     trace = load_trace(plan.trace) if plan.trace else None
-    workloads = rate_workloads(plan, pool, capacity, trace)
+    workloads = sim_workloads(pool, capacity, plan, trace)
     if options.study == "replay":
         result = replay(setup, workloads, pool, sizes, on_progress)
         return write_replay(out, {**settings, "wall_s": time.perf_counter() - started}, result)

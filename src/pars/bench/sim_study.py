@@ -35,6 +35,19 @@ PROFILE_ENGINES: dict[str, EngineConfig] = {
 
 
 @dataclass(frozen=True)
+class SimArrivals:
+    """What a study replays: a burst of `burst` (0: none), then `requests` arrivals at each load (a fraction
+    of the simulated FCFS capacity), Poisson or the `trace` time-scaled; a trace without loads as recorded."""
+
+    requests: int = 2000
+    burst: int = 200
+    loads: tuple[float, ...] = (0.5, 0.8, 1.0, 1.2, 1.5)
+    trace: str | None = None
+    length_scale: float = 1.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class SimSetup:
     """What every policy of a study runs on: one replica, or `replicas` behind the router's `balancer`."""
 
@@ -87,18 +100,24 @@ def replay(setup: SimSetup, workloads: Sequence[tuple[Workload, float | None]], 
     return result
 
 
-def rate_workloads(plan: ArrivalPlan, pool: Sequence[PoolPrompt], capacity: float,
-                   trace_times: np.ndarray | None) -> list[tuple[Workload, float | None]]:
-    """The plan's burst and its loads (Poisson or the trace time-scaled); a trace with no loads plays as recorded."""
+def sim_workloads(pool: Sequence[PoolPrompt], capacity: float, plan: SimArrivals,
+                  trace_times: np.ndarray | None) -> list[tuple[Workload, float | None]]:
+    """The burst, then each load as Poisson arrivals (or the trace time-scaled to it); a trace without loads
+    plays as recorded. Loads are fractions of `capacity` (the simulator's own FCFS capacity)."""
     workloads: list[tuple[Workload, float | None]] = []
     if plan.burst:
-        workloads.append((plan.burst_workload(pool), None))
-    if plan.trace and not plan.loads and not plan.rates:
+        workloads.append((build_workload(pool, burst_arrivals(plan.burst), "burst", None, plan.length_scale,
+                                         plan.seed), None))
+    if plan.trace and not plan.loads:
         times = np.asarray(trace_times)
         rate = (len(times) - 1) / float(times[-1]) if len(times) > 1 and times[-1] > 0 else math.nan
         recorded = build_workload(pool, times, "trace", rate, plan.length_scale, plan.seed, plan.trace)
         return workloads + [(recorded, rate / capacity)]
-    return workloads + plan.rate_workloads(pool, capacity, trace_times)
+    if plan.loads:
+        rates = ArrivalPlan(plan.requests, 0, (), tuple(load * capacity for load in plan.loads), trace=plan.trace,
+                            length_scale=plan.length_scale, seed=plan.seed)
+        workloads += rates.rate_workloads(pool, capacity, trace_times)
+    return workloads
 
 
 def bound_study(setup: SimSetup, workload: Workload, pool: Sequence[PoolPrompt], sizes: dict[str, np.ndarray],
