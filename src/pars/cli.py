@@ -836,8 +836,8 @@ def _run_sim_study(study: str, profile: str, policies: str, trace: str | None, l
     if "fcfs" not in names:
         fail("--policies must include fcfs: every ratio is to FCFS on the same requests")
     default_loads = () if trace else (0.5, 0.8, 1.0, 1.2, 1.5)
-    directory = predictor or default_predictor_dir()
-    if any(n == "pars" for n in names):
+    directory = predictor or (default_predictor_dir() if "pars" in names else None)  # its split picks the prompts
+    if directory is not None:
         check_checkpoints([directory])
     try:
         plan = SimArrivals(requests, burst, parse_floats(loads) if loads else default_loads, trace, length_scale, seed)
