@@ -1,0 +1,103 @@
+"""Probe of the extra set (issue 10, item 2): does training on more sources first, or alongside, help the ranker?
+
+Frozen-encoder recipe (a linear probe on the pretrained MiniLM's cached vectors, `pars train --freeze-encoder`),
+so every try costs seconds once the vectors are in the disk cache (artifacts/embeddings/). The extra prompts are
+a seeded sample of the extra set's TRAIN-split prompts (never a core prompt): every FLASK prompt (15 models) and
+the rest drawn from the other sources (Alpaca with Vicuna-7B at four temperatures and davinci-003, GPTeacher,
+code, safety), labelled by per-source consensus, so no pair crosses two sources. Tries:
+- core: the bundled core set only (the frozen baseline);
+- mix N: core plus N extra prompts in one training set (`pars train --extra-prompts` does this with a random sample);
+- curriculum: the extra prompts first, then the core set continued from that head (`--init-from`).
+Each is scored on the core TEST split (balanced tau and per source) and on FLASK's test prompts.
+
+    .venv/bin/python scripts/breadth_probe.py [--extra 6000] [--out results/ranking/breadth_probe.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from pars.bench.serving_report import machine
+from pars.data import PromptSplit
+from pars.data.loaders import load_jsonl, load_records
+from pars.data.splits import normalise_prompt
+from pars.evaluation import distinct_prompts, evaluate_scores, score_table
+from pars.jobs import EXTRA_FILE, TrainJob, run_training
+from pars.paths import PROJECT_ROOT, bundled_data_dir
+from pars.predictor.embeddings import disk_cache
+from pars.predictor.model import Predictor, outputs_to_scores
+from pars.predictor.training import TrainSettings
+
+FROZEN = TrainSettings(freeze_encoder=True, head_epochs=60)
+
+
+def evaluate(predictor: Predictor, rows: list, cache) -> dict:
+    prompts = distinct_prompts(rows)
+    with torch.no_grad():
+        scores = outputs_to_scores(predictor.ranker.head(cache.vectors(predictor, prompts))).numpy()
+    return evaluate_scores(rows, score_table(prompts, scores)).to_dict()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--extra", type=int, default=6000, help="extra prompts (all FLASK ones, the rest sampled)")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "results" / "ranking" / "breadth_probe.json")
+    args = parser.parse_args()
+    started, load_before = time.perf_counter(), os.getloadavg()
+    split = PromptSplit(seed=0)
+    core = load_records(bundled_data_dir())
+    core_parts = split.partition(core)
+    core_prompts = {normalise_prompt(r.prompt) for r in core}
+    extra = [r for r in load_jsonl(bundled_data_dir() / EXTRA_FILE) if normalise_prompt(r.prompt) not in core_prompts]
+    extra_parts = split.partition(extra)
+    flask_test = [r for r in extra_parts["test"] if r.source == "flask"]
+    train_prompts = distinct_prompts(extra_parts["train"])
+    flask = {r.prompt for r in extra_parts["train"] if r.source == "flask"}
+    others = sorted(p for p in train_prompts if p not in flask)
+    chosen = flask | set(random.Random(0).sample(others, max(0, args.extra - len(flask))))
+    extra_rows = [r for r in extra_parts["train"] if r.prompt in chosen]
+    print(f"extra: {len(chosen)} train prompts ({len(flask)} FLASK), {len(extra_rows)} rows")
+    cache = disk_cache(PROJECT_ROOT / "artifacts" / "embeddings", Predictor.untrained())
+    tries: dict[str, dict] = {}
+
+    def record(name: str, predictor: Predictor, seconds: float) -> None:
+        core_eval, flask_eval = evaluate(predictor, core_parts["test"], cache), evaluate(predictor, flask_test, cache)
+        tries[name] = {"balanced_tau": core_eval["balanced"]["kendall_tau"],
+                       "per_source_tau": {s: v["kendall_tau"] for s, v in core_eval["per_source"].items()},
+                       "overall_tau": core_eval["kendall_tau"], "flask_test_tau": flask_eval["kendall_tau"],
+                       "seconds": round(seconds, 1)}
+        print(name, json.dumps(tries[name]))
+
+    for name, records in (("core", core), (f"mix {len(chosen)}", core + extra_rows),
+                          (f"mix {min(1500, len(chosen))}", core + [r for r in extra_rows if r.prompt in
+                           set(sorted(chosen)[:1500])])):
+        t = time.perf_counter()
+        predictor, _, _ = run_training(TrainJob(settings=FROZEN), records=records, embeddings=cache)
+        record(name, predictor, time.perf_counter() - t)
+    t = time.perf_counter()
+    broad, _, _ = run_training(TrainJob(settings=FROZEN), records=extra_rows, embeddings=cache)
+    with tempfile.TemporaryDirectory() as scratch:
+        broad.save(Path(scratch) / "broad")
+        continued, _, _ = run_training(TrainJob(settings=FROZEN, init_from=str(Path(scratch) / "broad")), records=core,
+                                       embeddings=cache)
+    record("curriculum (extra, then core)", continued, time.perf_counter() - t)
+    cache.save()
+    report = {"recipe": "frozen MiniLM, linear probe of 60 head epochs, consensus labels per source",
+              "extra_prompts": len(chosen), "flask_prompts": len(flask), "tries": tries,
+              "core_test_prompts": len(distinct_prompts(core_parts["test"])),
+              "flask_test_prompts": len(distinct_prompts(flask_test)), "wall_seconds": round(time.perf_counter() - started, 1),
+              "load_average_before": load_before, "load_average_after": os.getloadavg(), "machine": machine()}
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
