@@ -108,6 +108,16 @@ def check_served_model(model: Path | None) -> None:
              f"for the default tiny model")
 
 
+def start_served_benchmark(length_scale: float, out: Path, model: Path | None) -> str:
+    """The checks every benchmark on a served model makes before it starts anything; returns its start (UTC)."""
+    from datetime import datetime, timezone
+
+    check_positive("--length-scale", length_scale)
+    check_output_dir(out, "--out")
+    check_served_model(model)
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def check_checkpoints(directories: Iterable[Path]) -> None:
     from pars.predictor import CheckpointError
     from pars.predictor.model import check_checkpoint
@@ -604,7 +614,6 @@ def bench_serve_command(
 ) -> None:
     """Replay test prompts on a real vLLM engine under each policy; latency, throughput, ratios vs FCFS and oracle."""
     from dataclasses import replace
-    from datetime import datetime, timezone
 
     from pars.bench.serving import (BenchmarkError, EngineSettings, ensure_model, resolve_policies,
                                     run_serving_benchmark, split_of, workload_pool)
@@ -614,13 +623,11 @@ def bench_serve_command(
     from pars.bench.workload import QUICK_PLAN, ArrivalPlan
     from pars.paths import PROJECT_ROOT
 
-    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-    for option, value in (("--duration", duration), ("--length-scale", length_scale), ("--max-wait-s", max_wait_s)):
+    for option, value in (("--duration", duration), ("--max-wait-s", max_wait_s)):
         check_positive(option, value)
     if trace is not None and trace not in TRACES:  # else it fails only after the burst run, minutes in
         fail(f"--trace {trace!r}: choose one of {', '.join(sorted(TRACES))}")
-    check_output_dir(out, "--out")
-    check_served_model(model)
+    started = start_served_benchmark(length_scale, out, model)
     try:
         specs = resolve_policies(policies.split(",") if policies else (["pars", "oracle"] if quick else None), predictor)
         check_checkpoints(s.predictor for s in specs if s.predictor is not None)
@@ -655,8 +662,6 @@ def bench_http_command(
     out: Annotated[Path, typer.Option(help="Where summary.md/json, requests.jsonl and server logs go")] = Path("results/http"),
 ) -> None:
     """Streamed chat bursts over HTTP to `pars serve`, per setup, with and without a shared system prompt."""
-    from datetime import datetime, timezone
-
     from pars.bench.http import ServerSettings, run_http_benchmark
     from pars.bench.http_report import COLUMNS, cells, settings_dict, write_outputs
     from pars.bench.serving import BenchmarkError, ensure_model
@@ -664,11 +669,8 @@ def bench_http_command(
     from pars.predictor import CheckpointError
     from pars.predictor.model import check_checkpoint
 
-    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    started = start_served_benchmark(length_scale, out, model)
     directory = predictor or default_predictor_dir()
-    check_positive("--length-scale", length_scale)
-    check_output_dir(out, "--out")
-    check_served_model(model)
     try:
         check_checkpoint(directory)
         settings = ServerSettings(str(ensure_model(model or PROJECT_ROOT / "artifacts" / "tiny-model")), str(directory),
@@ -699,8 +701,6 @@ def bench_route_command(
     out: Annotated[Path, typer.Option(help="Where summary.md/json, requests.jsonl, routing.png and logs go")] = Path("results/route/comparison"),
 ) -> None:
     """Two stock vLLM replicas behind `pars route`: FCFS round-robin vs PARS priority with each balancer."""
-    from datetime import datetime, timezone
-
     from pars.bench.routing import SETUPS as ROUTER_SETUPS
     from pars.bench.routing import ReplicaSettings, run_routing_benchmark
     from pars.bench.routing_report import settings_dict, write_outputs
@@ -708,11 +708,8 @@ def bench_route_command(
     from pars.bench.workload import ArrivalPlan
     from pars.paths import PROJECT_ROOT
 
-    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    started = start_served_benchmark(length_scale, out, model)
     directory = predictor or default_predictor_dir()
-    check_positive("--length-scale", length_scale)
-    check_output_dir(out, "--out")
-    check_served_model(model)
     check_checkpoints([directory])
     names = [s.strip() for s in setups.split(",") if s.strip()] if setups else list(ROUTER_SETUPS)
     try:
