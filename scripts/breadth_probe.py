@@ -23,7 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 
 from pars.bench.serving_report import machine
 from pars.data import PromptSplit
@@ -33,7 +32,7 @@ from pars.evaluation import distinct_prompts, evaluate_scores, score_table
 from pars.jobs import EXTRA_FILE, TrainJob, run_training
 from pars.paths import PROJECT_ROOT, bundled_data_dir
 from pars.predictor.embeddings import disk_cache
-from pars.predictor.model import Predictor, outputs_to_scores
+from pars.predictor.model import Predictor
 from pars.predictor.training import TrainSettings
 
 FROZEN = TrainSettings(freeze_encoder=True, head_epochs=60)
@@ -41,8 +40,7 @@ FROZEN = TrainSettings(freeze_encoder=True, head_epochs=60)
 
 def evaluate(predictor: Predictor, rows: list, cache) -> dict:
     prompts = distinct_prompts(rows)
-    with torch.no_grad():
-        scores = outputs_to_scores(predictor.ranker.head(cache.vectors(predictor, prompts))).numpy()
+    scores = cache.scores(predictor, prompts)
     return evaluate_scores(rows, score_table(prompts, scores)).to_dict()
 
 

@@ -70,7 +70,7 @@ from pars.evaluation import distinct_prompts, evaluate_scores, score_table
 from pars.jobs import EXTRA_FILE, TrainJob, run_training
 from pars.paths import PROJECT_ROOT, bundled_data_dir
 from pars.predictor.embeddings import EmbeddingCache, disk_cache
-from pars.predictor.model import Predictor, outputs_to_scores
+from pars.predictor.model import Predictor
 from pars.predictor.training import TrainSettings
 
 # (source, model): the held-out models; "flask" rows come from data/extra_lengths.jsonl.gz
@@ -119,8 +119,7 @@ def kendall_tau(predictor: Predictor, test_rows: Sequence[LengthRecord], cache: 
     """Kendall tau-b of `predictor` on `test_rows` (one model's), each distinct prompt scored once from `cache`
     (which must hold vectors of this predictor's encoder), as `evaluate_predictor` does from `score`."""
     prompts = distinct_prompts(test_rows)
-    with torch.no_grad():
-        scores = outputs_to_scores(predictor.ranker.head(cache.vectors(predictor, prompts))).numpy()
+    scores = cache.scores(predictor, prompts)
     return float(evaluate_scores(test_rows, score_table(prompts, scores)).overall["kendall_tau"])
 
 

@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -72,3 +73,10 @@ def test_a_disk_cache_written_once_serves_a_later_run_without_encoding(predictor
     with torch.no_grad():
         next(finetuned.ranker.encoder.parameters()).add_(1.0)  # changed encoder weights: a file of their own
     assert disk_cache(tmp_path, finetuned).path != later.path
+
+
+def test_scores_from_the_cache_are_the_predictors_own_scores(predictor):
+    cache = EmbeddingCache()
+    cached = cache.scores(predictor, PROMPTS)
+    assert cached.shape == (len(PROMPTS),)
+    assert np.allclose(cached, predictor.score(PROMPTS), atol=1e-4)

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from pars.data.labels import group_by_prompt
 from pars.data.records import LengthRecord
@@ -24,7 +23,7 @@ from pars.data.splits import PromptSplit
 from pars.evaluation import distinct_prompts
 from pars.jobs import TrainJob, data_fingerprint, load_job_records
 from pars.predictor.embeddings import EmbeddingCache
-from pars.predictor.model import Predictor, outputs_to_scores
+from pars.predictor.model import Predictor
 from pars.predictor.training import LOSSES, TrainSettings, train
 
 log = logging.getLogger(__name__)
@@ -161,8 +160,7 @@ def train_run(spec: RunSpec, data: BenchData, embeddings: EmbeddingCache, save_t
     result = train(predictor, train_labels, val_labels, settings, embeddings=embeddings)
     seconds = round(time.perf_counter() - started, 1)
     if spec.freeze_encoder:  # still the pretrained encoder: its test vectors are (or go) in the shared cache
-        with torch.no_grad():
-            scores = outputs_to_scores(predictor.ranker.head(embeddings.vectors(predictor, data.test_prompts))).numpy()
+        scores = embeddings.scores(predictor, data.test_prompts)
     else:
         scores = predictor.score(data.test_prompts, batch_size=64)
     if save_to is not None:

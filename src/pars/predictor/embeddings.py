@@ -9,10 +9,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from pars.predictor.model import Predictor
+from pars.predictor.model import Predictor, outputs_to_scores
 
 
 class EmbeddingCache:
@@ -54,6 +55,12 @@ class EmbeddingCache:
             self.encoded += len(missing)
             self._vectors.update((keys[i], vectors[i].clone()) for i in missing)
         return vectors
+
+    @torch.no_grad()
+    def scores(self, predictor: Predictor, prompts: Sequence[str]) -> np.ndarray:
+        """`predictor`'s scores of `prompts` from the cached vectors: its head on them (only while its encoder is
+        still the one the vectors came from, e.g. after head-only training)."""
+        return outputs_to_scores(predictor.ranker.head(self.vectors(predictor, prompts))).numpy()
 
     def save(self) -> None:
         """Write every vector (the file's and this run's) to `path`, atomically."""
