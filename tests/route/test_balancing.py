@@ -49,3 +49,15 @@ def test_an_anchored_rank_reads_the_checkpoints_quantiles_from_the_first_request
     assert AnchoredRank([1.0, 1.0, 1.0]).share_below(1.0) == 0.5  # all tied: the middle
     with pytest.raises(ValueError, match="non-decreasing"):
         AnchoredRank([2.0, 1.0])
+
+
+def test_a_replica_counts_what_it_was_sent_until_each_request_ends():
+    from pars.route.balancing import Replica
+
+    replica = Replica("http://a")
+    replica.dispatch(100.0)
+    replica.dispatch(16.0)
+    assert (replica.in_flight, replica.work, replica.sent) == (2, 116.0, 2)
+    replica.release(100.0)
+    replica.release(16.0)
+    assert (replica.in_flight, replica.work, replica.sent) == (0, 0.0, 2)

@@ -78,6 +78,9 @@ def predicted_tokens(share: float) -> float:
     return 16.0 * 256.0 ** share
 
 
+NEUTRAL_WORK = predicted_tokens(NEUTRAL_SHARE)  # a request the router has no estimate for
+
+
 @dataclass
 class Replica:
     """One upstream vLLM server and what the router has in flight there."""
@@ -87,6 +90,14 @@ class Replica:
     in_flight: int = 0
     work: float = 0.0  # predicted tokens of the requests in flight
     sent: int = 0
+
+    def dispatch(self, work: float) -> None:
+        """A request of `work` predicted tokens was sent here."""
+        self.in_flight, self.work, self.sent = self.in_flight + 1, self.work + work, self.sent + 1
+
+    def release(self, work: float) -> None:
+        """A request sent here ended (answered, failed, abandoned or never connected)."""
+        self.in_flight, self.work = self.in_flight - 1, max(0.0, self.work - work)
 
 
 @dataclass

@@ -29,8 +29,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from pars.route.balancing import (NEUTRAL_SHARE, AnchoredRank, Balancer, RankWindow, Replica, predicted_tokens,
-                                  priority_of_share)
+from pars.route.balancing import (NEUTRAL_SHARE, NEUTRAL_WORK, AnchoredRank, Balancer, RankWindow, Replica,
+                                  predicted_tokens, priority_of_share)
 from pars.route.length_log import LengthLog, completion_tokens
 from pars.route.requests import MAX_BODY_BYTES, BadRequest, read_json_object
 from pars.scoring import FrontEndScorer
@@ -153,7 +153,7 @@ class Router:
                 body["priority"] = priority
                 self.metrics.priority.observe(priority)
         else:
-            work = predicted_tokens(NEUTRAL_SHARE)
+            work = NEUTRAL_WORK
         return await self.send(endpoint, body, forwarded_headers(request.headers), work, self._logger_for(endpoint, body))
 
     def _logger_for(self, endpoint: str, body: Mapping[str, Any]) -> Callable[[bytes], None] | None:
@@ -179,7 +179,7 @@ class Router:
         while (replica := self.balancer.choose(tried)) is not None:
             tried.add(replica.url)
             upstream = self.client.build_request("POST", replica.url + path, json=body, headers=headers)
-            replica.in_flight, replica.work, replica.sent = replica.in_flight + 1, replica.work + work, replica.sent + 1
+            replica.dispatch(work)
             self.metrics.show(replica)
             try:
                 response = await self.client.send(upstream, stream=True)
@@ -225,7 +225,7 @@ class Router:
             on_answer(b"".join(kept))
 
     def _done(self, replica: Replica, work: float) -> None:
-        replica.in_flight, replica.work = replica.in_flight - 1, max(0.0, replica.work - work)
+        replica.release(work)
         self.metrics.show(replica)
 
     def _unhealthy(self, replica: Replica, kind: str) -> None:

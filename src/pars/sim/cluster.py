@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from pars.route.balancing import NEUTRAL_SHARE, Balancer, predicted_tokens
+from pars.route.balancing import NEUTRAL_WORK, Balancer
 from pars.route.balancing import Replica as RoutedReplica
 from pars.scheduling import AgingRule
 from pars.sim.engine import EngineConfig, Replica, scored_entries
@@ -36,7 +36,7 @@ class ClusterResult:
 
 def neutral_work(_: SimRequest) -> float:
     """The work the router assumes for a request it has no estimate for."""
-    return predicted_tokens(NEUTRAL_SHARE)
+    return NEUTRAL_WORK
 
 
 def simulate_cluster(requests: Iterable[SimRequest], profile: StepProfile, config: EngineConfig, replicas: int,
@@ -66,7 +66,7 @@ def simulate_cluster(requests: Iterable[SimRequest], profile: StepProfile, confi
         work = work_of(request)
         rid = engines[k].enter(entry_s, request)
         in_flight[k][rid] = work
-        target.in_flight, target.work, target.sent = target.in_flight + 1, target.work + work, target.sent + 1
+        target.dispatch(work)
     for engine in engines:
         engine.advance(math.inf)
     replica_of = np.asarray(chosen, dtype=np.int64)
@@ -77,8 +77,7 @@ def _drop_finished(engine: Replica, view: RoutedReplica, flying: dict[int, float
     """Release the router's share of the requests that finished by `now` (later finishes stay in flight)."""
     finished = engine.finished
     while finished and engine.finish[finished[0]] <= now:
-        work = flying.pop(finished.popleft())
-        view.in_flight, view.work = view.in_flight - 1, max(0.0, view.work - work)
+        view.release(flying.pop(finished.popleft()))
 
 
 def _merged(results: list[SimResult], replica_of: np.ndarray) -> SimResult:
