@@ -19,7 +19,7 @@ from pars.bench.latency import summarise
 from pars.bench.serving import BenchmarkResult, RunResult
 from pars.bench.sim_workload import blended_sizes, sim_requests, synthetic_requests
 from pars.bench.workload import ArrivalPlan, PoolPrompt, Workload, build_workload, burst_arrivals
-from pars.route.balancing import predicted_tokens
+from pars.route.balancing import AnchoredRank, predicted_tokens
 from pars.scheduling import AgingRule, SchedulerSettings
 from pars.sim import EngineConfig, SimRequest, StepProfile, simulate
 from pars.sim.cluster import simulate_cluster
@@ -65,15 +65,14 @@ class SimSetup:
         return self
 
     def run(self, requests: Sequence[SimRequest], sizes_of_pool: np.ndarray) -> list:
-        """Per-request timings; with replicas, the router's predicted work is the size's rank in the pool."""
+        """Per-request timings; with replicas, the router's predicted work comes from the size's rank, as
+        `pars route` ranks a score: against quantiles (here the sorted pool sizes, there the checkpoint's scores)."""
         if self.replicas == 1:
             return simulate(requests, self.profile, self.engine, self.aging).timings()
-        ordered = np.sort(sizes_of_pool)
-        spread = ordered[-1] > ordered[0]
+        rank = AnchoredRank(np.sort(sizes_of_pool).tolist())
 
         def work_of(request: SimRequest) -> float:
-            share = np.searchsorted(ordered, request.size) / len(ordered) if spread else 0.5
-            return predicted_tokens(float(share))
+            return predicted_tokens(rank.share_below(request.size))
 
         return simulate_cluster(requests, self.profile, self.engine, self.replicas, self.balancer, self.aging,
                                 work_of, self.router_scoring_ms).result.timings()
