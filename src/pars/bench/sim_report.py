@@ -24,7 +24,8 @@ def header(title: str, settings: dict) -> list[str]:
             f"- ranked policies' starvation rule: {settings['aging']}",
             f"- prompts: {settings['prompts']}; lengths of `{settings['target_model']}`, length scale "
             f"{settings['length_scale']}; FCFS capacity {fmt(settings['capacity_rps'])} req/s",
-            f"- command: `{settings['command']}`; simulated in {fmt(settings['wall_s'], 1)} s", ""]
+            f"- command: `{settings['command']}`; simulated in {fmt(settings['wall_s'], 1)} s, load average "
+            f"{fmt(settings['load_average_before'][0])} before, {fmt(settings['load_average_after'][0])} after", ""]
 
 
 def write_replay(out: Path, settings: dict, result: BenchmarkResult) -> list[dict]:

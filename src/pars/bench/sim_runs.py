@@ -4,6 +4,7 @@ starvation-bound study, the ranker-quality study, or the million-request scale c
 from __future__ import annotations
 
 import math
+import os
 import shlex
 import sys
 import time
@@ -63,7 +64,7 @@ def run_sim(options: SimOptions, out: Path, on_progress: Callable[[str], None] =
     """Run `options.study`, write its files under `out`, return its rows."""
     if options.study not in STUDIES:
         raise ValueError(f"unknown study {options.study!r}; choose one of {', '.join(STUDIES)}")
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()
     profile = StepProfile.named(options.profile)
     setup = SimSetup(profile, options.engine(), replicas=options.replicas, balancer=options.balancer)
     plan = options.plan
@@ -77,10 +78,16 @@ def run_sim(options: SimOptions, out: Path, on_progress: Callable[[str], None] =
                 "prompts": prompts, "target_model": target, "length_scale": plan.length_scale, "plan": asdict(plan),
                 "capacity_rps": capacity, "study": options.study, "policies": list(policies),
                 "command": shlex.join(["pars", *sys.argv[1:]]) if sys.argv else "pars bench sim"}
+
+    def finished(**extra: object) -> dict:
+        """The settings with the run's wall time and the load average around it (wall times need an idle machine)."""
+        return {**settings, **extra, "wall_s": time.perf_counter() - started,
+                "load_average_before": list(load_before), "load_average_after": list(os.getloadavg())}
+
     if options.study == "scale":
         rows = [scale_check(setup, pool, sizes["oracle"], n, plan.loads[0] * capacity, plan.length_scale, plan.seed)
                 for n in sorted({min(100_000, options.scale_requests), options.scale_requests})]
-        write_study(out, "scale", {**settings, "wall_s": time.perf_counter() - started}, rows,
+        write_study(out, "scale", finished(), rows,
                     ["requests", "rate_rps", "wall_s", "peak_rss_mib", "mean_s", "p99_s", "steps", "leaps"],
                     x="requests", series="rate_rps", plot=False)
         return rows
@@ -88,16 +95,16 @@ def run_sim(options: SimOptions, out: Path, on_progress: Callable[[str], None] =
     workloads = sim_workloads(pool, capacity, plan, trace)
     if options.study == "replay":
         result = replay(setup, workloads, pool, sizes, on_progress)
-        return write_replay(out, {**settings, "wall_s": time.perf_counter() - started}, result)
+        return write_replay(out, finished(), result)
     if options.study == "bound":
         workload = next(w for w, load in workloads if load is not None and not math.isnan(load))
         rows = bound_study(setup, workload, pool, sizes, bound_rules())
-        write_study(out, "bound", {**settings, "workload": workload.label, "wall_s": time.perf_counter() - started},
+        write_study(out, "bound", finished(workload=workload.label),
                     rows, ["rule", "policy", "mean_s", "p99_s", "mean_vs_fcfs", "p99_vs_fcfs"], x="rule", series="policy")
         return rows
     rows = tau_study(setup, [w for w in workloads if w[1] is not None], pool, sizes["fcfs"], sizes["oracle"],
                      QUALITY_WEIGHTS, plan.seed)
-    write_study(out, "quality", {**settings, "wall_s": time.perf_counter() - started}, rows,
+    write_study(out, "quality", finished(), rows,
                 ["workload", "load", "weight", "tau", "mean_vs_fcfs", "p99_vs_fcfs", "captured_of_oracle"],
                 x="tau", series="load")
     return rows
