@@ -1,6 +1,7 @@
 """`pars bench http`'s pure parts: server commands, response checks, /metrics counts and the report rows.
 
-The real servers are exercised by tests/integrations/test_frontend_http.py (same helpers, real HTTP).
+The real servers are exercised by tests/integrations/test_frontend_http.py (same helpers, real HTTP); the last test
+here checks `running_process` stops a server's children with a stand-in server.
 """
 
 from __future__ import annotations
@@ -94,3 +95,41 @@ def test_rows_compare_each_setup_with_fcfs_of_the_same_system_prompt_variant(tmp
     assert len(summary["runs"]) == 4 and summary["settings"]["server"]["stream_interval"] == 8
     assert "| pars | yes |" in markdown(settings, result_rows(result))
     assert len((tmp_path / "requests.jsonl").read_text().splitlines()) == 8
+
+
+# A stand-in server that, like vLLM's API server, starts a child process (its "engine core"); the test kills the
+# server itself, as a crash would, to check that the child does not outlive the block.
+SERVER_WITH_A_CHILD = """
+import http.server, subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+open(sys.argv[2], "w").write(str(child.pid))
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Health).serve_forever()
+"""
+
+
+def test_a_server_and_its_children_are_stopped_even_after_the_server_was_killed(tmp_path):
+    import os
+    import sys
+    import time
+
+    from pars.bench.http import free_port, running_process
+
+    port, pid_file = free_port(), tmp_path / "child.pid"
+    command = [sys.executable, "-c", SERVER_WITH_A_CHILD, str(port), str(pid_file)]
+    with running_process(command, dict(os.environ), f"http://127.0.0.1:{port}", tmp_path / "server.log",
+                         start_timeout_s=30) as server:
+        server.kill()  # the server dies; its child is left running
+        server.wait(timeout=10)
+        child = int(pid_file.read_text())
+        os.kill(child, 0)  # still alive here
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "the server's child outlived running_process"
+        time.sleep(0.1)

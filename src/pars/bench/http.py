@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -123,20 +124,32 @@ def running_server(settings: ServerSettings, setup: ServerSetup, log_path: Path,
 @contextmanager
 def running_process(command: Sequence[str], env: Mapping[str, str], base_url: str, log_path: Path,
                     start_timeout_s: float = 600.0) -> Iterator[subprocess.Popen]:
-    """Run an HTTP server `command` (output to `log_path`) until the block ends; yields it once /health answers."""
+    """Run an HTTP server `command` (output to `log_path`) until the block ends; yields it once /health answers.
+
+    The server gets a process group of its own, and the whole group is stopped at the end: vLLM's engine core is
+    a child of the API server, and outlives it (still spinning on a core) when the server itself was killed."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as handle:
-        server = subprocess.Popen(list(command), stdout=handle, stderr=subprocess.STDOUT, env=dict(env))
+        server = subprocess.Popen(list(command), stdout=handle, stderr=subprocess.STDOUT, env=dict(env),
+                                  process_group=0)
     try:
         wait_until_healthy(base_url, server, start_timeout_s, log_path)
         yield server
     finally:
-        server.terminate()
+        _signal_group(server, signal.SIGTERM)
         try:
             server.wait(timeout=60)
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=30)
+        _signal_group(server, signal.SIGKILL)  # whatever of the group is left once the server is gone
+
+
+def _signal_group(server: subprocess.Popen, sig: signal.Signals) -> None:
+    try:
+        os.killpg(server.pid, sig)
+    except ProcessLookupError:  # the group is already empty
+        pass
 
 
 def free_port() -> int:
