@@ -195,6 +195,7 @@ def train_command(
     freeze_encoder: Annotated[bool, typer.Option(help="Train only the head on cached embeddings (fast)")] = False,
     head_epochs: Annotated[int, typer.Option(min=0, help="Linear-probe passes: the head alone on frozen features, before fine-tuning (LP-FT) or, with --freeze-encoder, all of training; 0: no linear probe")] = 60,
     init_from: Annotated[Optional[Path], typer.Option(help="Continue from this checkpoint (its encoder, pooling, max length and head) on --data; with --freeze-encoder only the head moves (seconds); the new checkpoint records its lineage")] = None,
+    batching: Annotated[str, typer.Option(help="mixed: batches drawn from every prompt | by-source: each batch from one source's prompts (all its pairs usable)")] = "mixed",
     threads: Annotated[Optional[int], typer.Option(min=1, help="torch CPU threads")] = None,
 ) -> None:
     """Train the length ranker and save a checkpoint directory."""
@@ -214,7 +215,8 @@ def train_command(
         torch.set_num_threads(threads)
     try:
         settings = TrainSettings(loss=loss, margin=margin, threshold=threshold, epochs=epochs, batch_size=batch_size,
-                                 lr=lr, seed=seed, freeze_encoder=freeze_encoder, head_epochs=head_epochs)
+                                 lr=lr, seed=seed, freeze_encoder=freeze_encoder, head_epochs=head_epochs,
+                                 batching=batching)
         job = TrainJob(data=str(data) if data else None, models=parse_models(models), label_mode=label,
                        encoder=encoder, pooling=pooling, max_length=max_length, split_seed=split_seed,
                        extra_prompts=extra_prompts, settings=settings,

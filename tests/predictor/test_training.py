@@ -3,11 +3,12 @@ import pytest
 import torch
 
 from pars.data.labels import group_by_prompt
+from pars.jobs import concat_labels
 from pars.metrics import pairwise_accuracy
 from pars.predictor import Predictor
 from pars.predictor import training
 from pars.predictor.embeddings import EmbeddingCache
-from pars.predictor.training import Stage, TrainSettings, initial_head_bias, train
+from pars.predictor.training import Stage, TrainSettings, epoch_batches, initial_head_bias, source_groups, train
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +143,36 @@ def test_head_only_training_reads_the_injected_embedding_cache(small_labels, mon
     train(predictor, train_labels, val_labels, TrainSettings(freeze_encoder=True, head_epochs=2, batch_size=16),
           embeddings=embeddings)
     assert len(embeddings) == filled
+
+
+def test_by_source_batches_hold_one_sources_prompts_and_pass_every_prompt_once():
+    nan = np.nan
+    # consensus labels of two sources: rows 0-4 have only column 0, rows 5-11 only column 1
+    lengths = np.array([[10.0, nan]] * 5 + [[nan, 20.0]] * 7)
+    groups = source_groups(lengths)
+    assert sorted(map(tuple, groups)) == [(0, 1, 2, 3, 4), (5, 6, 7, 8, 9, 10, 11)]
+    batches = epoch_batches(groups, batch_size=3, rng=np.random.default_rng(0))
+    assert len(batches) == 2 + 3  # ceil(5/3) + ceil(7/3)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(12))
+    for batch in batches:
+        assert len({tuple(~np.isnan(lengths[i])) for i in batch}) == 1
+
+
+def test_mixed_batches_are_one_shuffle_cut_in_order():
+    batches = epoch_batches([np.arange(10)], batch_size=4, rng=np.random.default_rng(3))
+    order = np.random.default_rng(3).permutation(10)
+    assert [b.tolist() for b in batches] == [order[:4].tolist(), order[4:8].tolist(), order[8:].tolist()]
+
+
+def test_by_source_training_uses_every_step_on_usable_pairs(gpt4_records):
+    """Two label columns with disjoint prompts: mixed batches waste the cross-column pairs, by-source ones do not."""
+    first, second = group_by_prompt(gpt4_records[:24], "per-model"), group_by_prompt(gpt4_records[24:48], "per-model")
+    labels = concat_labels(first, second)
+    kept = {}
+    for batching in ("mixed", "by-source"):
+        result = train(Predictor.untrained(seed=0), labels, labels,
+                       TrainSettings(freeze_encoder=True, head_epochs=2, batch_size=8, batching=batching))
+        kept[batching] = sum(e.pairs_kept + e.pairs_filtered for e in result.history)
+    assert kept["by-source"] > kept["mixed"]
+    with pytest.raises(ValueError, match="batching"):
+        TrainSettings(batching="random")

@@ -26,6 +26,7 @@ from pars.predictor.model import Predictor, outputs_to_scores
 log = logging.getLogger(__name__)
 
 LOSSES = ("margin", "listmle", "pointwise", "classify")
+BATCHINGS = ("mixed", "by-source")
 DEFAULT_BUCKET_EDGES = (32.0, 64.0, 128.0, 256.0, 512.0, 1024.0)
 
 
@@ -55,12 +56,15 @@ class TrainSettings:
     freeze_encoder: bool = False  # no fine-tuning: the linear probe is all of training
     head_epochs: int = 60  # linear-probe passes; head-only training is cheap, so it gets more (0: no probe)
     bucket_edges: tuple[float, ...] = DEFAULT_BUCKET_EDGES
+    batching: str = "mixed"  # see epoch_batches
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if self.threshold < 0 or self.threshold >= 1:
             raise ValueError("threshold must be in [0, 1)")
+        if self.batching not in BATCHINGS:
+            raise ValueError(f"unknown batching {self.batching!r}; choose one of {', '.join(BATCHINGS)}")
         if self.epochs < 0 or self.head_epochs < 0:
             raise ValueError("epochs and head_epochs must be >= 0")
         if not self.stages():
@@ -138,6 +142,28 @@ def initial_head_bias(loss: str, lengths: np.ndarray, bucket_edges: Sequence[flo
     return None
 
 
+def source_groups(lengths: np.ndarray) -> list[np.ndarray]:
+    """Training prompts grouped by which label columns they have: with consensus labels, one group per source."""
+    _, group = np.unique(~np.isnan(lengths), axis=0, return_inverse=True)
+    return [np.flatnonzero(group.ravel() == g) for g in range(int(group.max()) + 1)]
+
+
+def epoch_batches(groups: Sequence[np.ndarray], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch's batches: each group shuffled and cut into batches, then the batches shuffled together.
+
+    "mixed" batching passes one group of every prompt. "by-source" passes `source_groups`: each batch holds one
+    source's prompts, so all its pairs are usable (pairs never cross sources); in mixed batches a small source
+    gets about (its share)^2 of the pairs, e.g. arena-bench's 212 of 1,292 training prompts get 5 % of them.
+    """
+    batches = []
+    for group in groups:
+        order = rng.permutation(group)
+        batches += [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    if len(groups) == 1:  # one shuffle is enough (and keeps mixed runs as they were)
+        return batches
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 Forward = Callable[[np.ndarray], torch.Tensor]  # indices of training prompts -> head outputs [batch, K]
 
 
@@ -193,7 +219,8 @@ def train(predictor: Predictor, train_data: LabelledPrompts, val_data: LabelledP
         with torch.no_grad():
             ranker.head.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
     stages = settings.stages()
-    steps_per_epoch = (n + settings.batch_size - 1) // settings.batch_size
+    groups = source_groups(train_data.lengths) if settings.batching == "by-source" else [np.arange(n)]
+    steps_per_epoch = sum(-(-len(group) // settings.batch_size) for group in groups)
     total_steps, step = steps_per_epoch * sum(stage.epochs for stage in stages), 0
     result, best = TrainResult(), BestState()
     for number, stage in enumerate(stages):
@@ -212,10 +239,8 @@ def train(predictor: Predictor, train_data: LabelledPrompts, val_data: LabelledP
         scheduler = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_fraction * stage_steps), stage_steps)
         for epoch in range(1, stage.epochs + 1):
             part.train()
-            order = rng.permutation(n)
             epoch_losses, kept, filtered = [], 0, 0
-            for start in range(0, n, settings.batch_size):
-                idx = order[start:start + settings.batch_size]
+            for idx in epoch_batches(groups, settings.batch_size, rng):
                 if len(idx) < 2:
                     continue
                 loss, batch_kept, batch_filtered = batch_loss(settings, forward(idx), train_data.lengths[idx])
