@@ -41,6 +41,12 @@ k times the encoder's measured seconds per prompt in this run.
     .venv/bin/python scripts/leave_one_model_out.py --models alpaca_eval/vicuna-13b-v1.5 --ks 100 \
         --out results/ranking/leave_one_model_out_reduced.json           # a reduced run
 
+    .venv/bin/python scripts/leave_one_model_out.py --models "flask/FLASK bard" --generic artifacts/predictor \
+        --adapt head,full --sample-seeds 0 --skip-generic-all --out results/ranking/leave_one_model_out_full.json
+
+`--adapt full` continues the whole ranker (`pars train --init-from GENERIC --data LOG`: the 60-epoch probe, then
+--ft-epochs of fine-tuning; scored through its own encoder). `--generic DIR` takes a saved checkpoint as the
+generic ranker, only for extra-set models, which no bundled checkpoint has seen (e.g. `pars train`'s default).
 Writes `--out` (JSON) and the same name with .png (tau against k), and prints a table; `--report-only` redraws
 both from `--out`. `--recipe lp-ft --ft-epochs 1` is a cheaper LP-FT (pars train's default is 3 epochs).
 """
@@ -91,6 +97,7 @@ ALIASES = {
 }
 KS = (100, 300, 1000)
 RECIPES = ("frozen", "lp-ft")
+ADAPTATIONS = ("head", "full")  # --init-from with --freeze-encoder (seconds), or the whole ranker (minutes)
 HEAD_EPOCHS = 60  # `pars train`'s default, with or without --init-from
 LABEL = "tok_llama3"
 
@@ -115,11 +122,11 @@ def fit(job: TrainJob, records: Sequence[LengthRecord] | None, cache: EmbeddingC
                f"{result.best_stage}/{result.best_epoch}")
 
 
-def kendall_tau(predictor: Predictor, test_rows: Sequence[LengthRecord], cache: EmbeddingCache) -> float:
+def kendall_tau(predictor: Predictor, test_rows: Sequence[LengthRecord], cache: EmbeddingCache | None) -> float:
     """Kendall tau-b of `predictor` on `test_rows` (one model's), each distinct prompt scored once from `cache`
-    (which must hold vectors of this predictor's encoder), as `evaluate_predictor` does from `score`."""
+    (which must hold vectors of this predictor's encoder; None: an encoder of its own, scored by `score`)."""
     prompts = distinct_prompts(test_rows)
-    scores = cache.scores(predictor, prompts)
+    scores = predictor.score(prompts, batch_size=64) if cache is None else cache.scores(predictor, prompts)
     return float(evaluate_scores(test_rows, score_table(prompts, scores)).overall["kendall_tau"])
 
 
@@ -149,12 +156,15 @@ def print_table(rows: list[dict], ks: Sequence[int]) -> None:
 
     table = Table(title="Leave-one-model-out: Kendall tau-b on the held-out model's test prompts "
                         "(adapted: mean ± std over samples, actual k, seconds per adaptation)")
-    for name in ("source/model", "test", "generic (M in)", "generic LOO", *[f"k={k}" for k in ks], "per-model"):
+    modes = [m for m in ADAPTATIONS if any(adaptation_mode(a) == m for row in rows for a in row["adapted"])]
+    columns = [(mode, k) for mode in modes for k in ks]
+    for name in ("source/model", "test", "generic (M in)", "generic LOO", *[f"{m} k={k}" for m, k in columns],
+                 "per-model"):
         table.add_column(name, justify="left" if name == "source/model" else "right", no_wrap=True)
     for row in rows:
         cells = []
-        for k in ks:
-            a = next((a for a in row["adapted"] if a["k_requested"] == k), None)
+        for mode, k in columns:
+            a = next((a for a in row["adapted"] if a["k_requested"] == k and adaptation_mode(a) == mode), None)
             cells.append("" if a is None else f"{a['tau']:.3f}±{a['tau_std']:.3f}"
                          + ("" if a["k"] == k else f" k={a['k']}") + f" {a['seconds']:.1f}s")
         table.add_row(f"{row['source']}/{row['model']}", str(row["test_prompts"]), fmt(row["generic_all_tau"]),
@@ -162,7 +172,11 @@ def print_table(rows: list[dict], ks: Sequence[int]) -> None:
     Console(width=220).print(table)
 
 
-def plot(rows: list[dict], path: Path, recipe: str) -> None:
+def adaptation_mode(adapted: dict) -> str:
+    return adapted.get("mode", "head")  # runs before --adapt existed were head-only
+
+
+def plot(rows: list[dict], path: Path, recipe: str, generic: str | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -173,18 +187,22 @@ def plot(rows: list[dict], path: Path, recipe: str) -> None:
     for i, row in enumerate(rows):
         colour = colours(i % 10)
         label = f"{row['model']} ({row['source']})"
-        ks = [a["k"] for a in row["adapted"]]
-        ax.errorbar(ks, [a["tau"] for a in row["adapted"]], yerr=[a["tau_std"] for a in row["adapted"]], marker="o",
-                    capsize=3, color=colour, label=label)
+        for mode, style in zip(ADAPTATIONS, ("-", ":")):
+            points = [a for a in row["adapted"] if adaptation_mode(a) == mode]
+            if points:
+                ax.errorbar([a["k"] for a in points], [a["tau"] for a in points], yerr=[a["tau_std"] for a in points],
+                            marker="o", capsize=3, color=colour, linestyle=style,
+                            label=label if mode == "head" else f"{label}, whole ranker")
         ax.axhline(row["generic_tau"], linestyle="--", color=colour, linewidth=1)
         ax.axhline(row["per_model_tau"], linestyle="-.", color=colour, linewidth=1)
     ax.set_xscale("log")
     ticks = sorted({a["k"] for row in rows for a in row["adapted"]})
     ax.set_xticks(ticks, [str(k) for k in ticks])
     ax.minorticks_off()
-    ax.set_xlabel("k: the held-out model's lengths the generic ranker is continued on (head only)")
+    ax.set_xlabel("k: the held-out model's lengths the generic ranker is continued on (solid: head only)")
     ax.set_ylabel("Kendall tau-b, held-out model's test prompts")
-    ax.set_title(f"Leave one model out ({recipe} recipe); dashed: generic (model left out), dash-dot: per-model",
+    trained = f"generic: {generic}, per-model: {recipe} recipe" if generic else f"{recipe} recipe"
+    ax.set_title(f"Leave one model out ({trained}); dashed: generic (model left out), dash-dot: per-model",
                  fontsize=9)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
@@ -203,6 +221,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="comma-separated seeds of the shuffles k's rows are taken from (default %(default)s)")
     parser.add_argument("--ft-epochs", type=int, default=TrainSettings().epochs,
                         help="lp-ft only: fine-tuning epochs (default %(default)s, pars train's)")
+    parser.add_argument("--adapt", default="head", help="comma-separated adaptations of the generic ranker: head "
+                        "(--freeze-encoder, the default) and/or full (probe, then --ft-epochs of the whole ranker)")
+    parser.add_argument("--generic", type=Path, help="extra-set models only: this checkpoint is the generic ranker "
+                        "(e.g. artifacts/predictor from `pars train`) instead of training one with --recipe")
     parser.add_argument("--skip-generic-all", action="store_true",
                         help="do not train the reference ranker on every bundled model (M included)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
@@ -212,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.report_only:
         report = json.loads(args.out.read_text())
-        plot(report["rows"], args.out.with_suffix(".png"), report["recipe"])
+        plot(report["rows"], args.out.with_suffix(".png"), report["recipe"], report.get("generic"))
         print_table(report["rows"], report["ks"])
         return
     if args.threads:
@@ -233,7 +255,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     frozen = args.recipe == "frozen"
     settings = (TrainSettings(freeze_encoder=True, head_epochs=HEAD_EPOCHS) if frozen
                 else TrainSettings(head_epochs=HEAD_EPOCHS, epochs=args.ft_epochs))
-    adapt_settings = TrainSettings(freeze_encoder=True, head_epochs=HEAD_EPOCHS)
+    adaptations = [mode.strip() for mode in args.adapt.split(",") if mode.strip()]
+    if not adaptations or set(adaptations) - set(ADAPTATIONS):
+        raise SystemExit(f"--adapt: choose from {', '.join(ADAPTATIONS)}")
+    adapt_settings = {"head": TrainSettings(freeze_encoder=True, head_epochs=HEAD_EPOCHS),
+                      "full": TrainSettings(head_epochs=HEAD_EPOCHS, epochs=args.ft_epochs)}
+    if args.generic and not all(source in EXTRA_SOURCES for source, _ in models):
+        raise SystemExit("--generic is for extra-set models only: a bundled model is in the checkpoint's labels")
 
     # the pretrained encoder's vectors: every head-only stage on it reads them, each prompt encoded once
     probe = Predictor.untrained()
@@ -263,7 +291,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             left_out = frozenset() if extra else frozenset({model, *ALIASES.get(model, ())}) & set(all_names)
 
             # 1. the generic ranker without M (shared by models with the same left-out set)
-            if left_out not in generics:
+            if left_out not in generics and args.generic:
+                generics[left_out] = (args.generic, 0.0, EmbeddingCache())  # its encoder may be fine-tuned
+                generic_predictor = Predictor.load(args.generic, precision="fp32")
+                console_log(f"generic ranker: {args.generic}")
+            elif left_out not in generics:
                 job = TrainJob(models=tuple(n for n in all_names if n not in left_out) if left_out else None,
                                label_column=LABEL, settings=settings)
                 records = [r for r in main_rows if r.model not in left_out]  # = load_job_records(job)
@@ -299,32 +331,34 @@ def main(argv: Sequence[str] | None = None) -> None:
             console_log(f"{source}/{model}: generic tau {row['generic_tau']:.3f} (with the model in its labels: "
                         f"{fmt(generic_all_tau)}) on {row['test_prompts']} test prompts")
 
-            # 2. adapted: the generic continued head-only on k of M's train-split lengths (per seed, nested samples)
+            # 2. adapted: the generic continued on k of M's train-split lengths (per seed, nested samples), head
+            # only and/or the whole ranker
             shuffles = [random.Random(seed).sample(train_rows, len(train_rows)) for seed in sample_seeds]
-            seen_k: set[int] = set()
-            for k in ks:
+            seen: set[tuple[str, int]] = set()
+            for mode, k in ((mode, k) for mode in adaptations for k in ks):
                 actual = min(k, len(train_rows))
-                if actual in seen_k:  # k beyond M's train rows: the same logs as the last k
+                if (mode, actual) in seen:  # k beyond M's train rows: the same logs as the last k
                     continue
-                seen_k.add(actual)
+                seen.add((mode, actual))
                 runs = []
                 for seed, shuffled in zip(sample_seeds, shuffles):
                     log = Path(scratch) / f"log-{len(rows)}-{k}-{seed}.jsonl"
                     log.write_text("".join(json.dumps({"prompt": r.prompt, "response_tokens": r.response_tokens}) + "\n"
                                            for r in shuffled[:k]))
-                    job = TrainJob(data=str(log), init_from=str(generic_dir), label_column=LABEL, settings=adapt_settings)
+                    job = TrainJob(data=str(log), init_from=str(generic_dir), label_column=LABEL,
+                                   settings=adapt_settings[mode])
                     result = fit(job, None, generic_cache)
                     runs.append({"seed": seed, "log_prompts": result.train_prompts,
-                                 "tau": kendall_tau(result.predictor, test_rows, generic_cache),
+                                 "tau": kendall_tau(result.predictor, test_rows, generic_cache if mode == "head" else None),
                                  "seconds": round(result.seconds, 2), "train_seconds": round(result.train_seconds, 2)})
                 taus = [run["tau"] for run in runs]
                 seconds = float(np.mean([run["seconds"] for run in runs]))
                 log_prompts = float(np.mean([run["log_prompts"] for run in runs]))
-                row["adapted"].append({"k_requested": k, "k": actual, "tau": float(np.mean(taus)),
+                row["adapted"].append({"mode": mode, "k_requested": k, "k": actual, "tau": float(np.mean(taus)),
                                        "tau_std": float(np.std(taus)), "seconds": round(seconds, 2),
                                        "user_seconds_estimate": round(seconds + log_prompts * seconds_per_prompt, 1),
                                        "runs": runs})
-                console_log(f"  k={actual}: tau {np.mean(taus):.3f} ± {np.std(taus):.3f} over {len(runs)} samples, "
+                console_log(f"  {mode} k={actual}: tau {np.mean(taus):.3f} ± {np.std(taus):.3f} over {len(runs)} samples, "
                             f"{seconds:.1f}s each")
 
             # 3. per-model: M's own train-split lengths alone (its validation rows pick the epoch), same recipe
@@ -343,12 +377,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     report = {
         "protocol": "leave one model out; Kendall tau-b on the held-out model's test-split prompts (PromptSplit seed 0)",
         "recipe": args.recipe,
+        "generic": str(args.generic) if args.generic else None,
         "recipe_detail": ("generic and per-model: linear probe (60 head-only epochs) on the frozen pretrained MiniLM "
                           "(pars train --freeze-encoder)" if frozen else
                           f"generic and per-model: pars train's LP-FT (60 head-only epochs, then {args.ft_epochs} "
                           "fine-tuning epochs)")
-                         + "; adapted: --init-from the generic, --freeze-encoder --head-epochs 60 on a k-row log",
-        "settings": asdict(settings), "adapt_settings": asdict(adapt_settings), "label": LABEL,
+                         + (f"; generic: {args.generic}" if args.generic else "")
+                         + "; adapted: --init-from the generic on a k-row log, head: --freeze-encoder --head-epochs 60"
+                         + f", full: --head-epochs 60 --epochs {args.ft_epochs}",
+        "settings": asdict(settings), "adapt_settings": {mode: asdict(adapt_settings[mode]) for mode in adaptations},
+        "label": LABEL,
         "label_mode": "consensus", "ks": ks, "sample_seeds": sample_seeds, "command": " ".join(sys.argv),
         "rows": rows,
         "encoder": {"prompts_encoded": pretrained.encoded, "encode_seconds": round(pretrained.encode_seconds, 1),
@@ -359,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    plot(rows, args.out.with_suffix(".png"), args.recipe)
+    plot(rows, args.out.with_suffix(".png"), args.recipe, report["generic"])
     print_table(rows, ks)
     print(f"wrote {args.out} and {args.out.with_suffix('.png')} in {report['wall_seconds']:.0f}s "
           f"(load average {load_before[0]:.2f} -> {load_after[0]:.2f})")
