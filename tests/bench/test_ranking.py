@@ -13,6 +13,7 @@ from pars.data import load_bundled
 from pars.paths import bundled_data_dir
 from pars.predictor import Predictor
 from pars.predictor.embeddings import EmbeddingCache
+from pars.predictor.training import TrainSettings
 
 LOSS_NAMES = {"margin", "listmle", "pointwise", "classify"}
 TINY_MODELS = [*CROSS_MODELS, "vicuna-13b-v1.5-togetherai", "higgs-llama-3-70b-v2"]
@@ -26,15 +27,17 @@ def test_quick_plan_is_frozen_single_seed_and_covers_every_loss():
     assert {e.row for e in plan if e.table == "cross_model"} == {"generalist (frozen)", *CROSS_MODELS}
 
 
-def test_full_plan_runs_every_loss_over_three_seeds_frozen_and_fine_tuned():
+def test_full_plan_compares_every_loss_over_three_seeds_with_pars_trains_recipe_and_frozen():
     plan = build_plan(quick=False, available_models={"gpt4_1106_preview"})
-    for table, frozen in (("main", True), ("fine_tuned", False)):
+    for table, frozen in (("main", False), ("frozen", True)):
         runs = [e.spec for e in plan if e.table == table]
         assert len(runs) == 12 and all(spec.freeze_encoder == frozen for spec in runs)
         assert {(spec.loss, spec.seed) for spec in runs} == {(loss, s) for loss in LOSS_NAMES for s in (0, 1, 2)}
-    tuned = [e.spec for e in plan if e.table == "fine_tuned"]
-    assert [(spec.loss, spec.seed) for spec in tuned[:4]] == [("margin", 0), ("listmle", 0), ("pointwise", 0),
-                                                              ("classify", 0)]
+    main = [e.spec for e in plan if e.table == "main"]
+    recipe = TrainSettings()  # what `pars train` does by default
+    assert all((spec.head_epochs, spec.epochs) == (recipe.head_epochs, recipe.epochs) for spec in main)
+    assert [(e.table, e.spec.loss, e.spec.seed) for e in plan[:4]] == [
+        ("main", "margin", 0), ("main", "listmle", 0), ("main", "pointwise", 0), ("main", "classify", 0)]
     assert any(spec.max_length == 256 for spec in (e.spec for e in plan))
     assert {e.spec.seed for e in plan if e.table in ("ablation", "cross_model")} == {0}
     trained_on = {e.spec.train_model for e in plan if e.table == "cross_model"}

@@ -30,20 +30,19 @@ log = logging.getLogger(__name__)
 
 CROSS_MODELS = ("gpt4_1106_preview", "Meta-Llama-3-70B-Instruct", "Mistral-7B-Instruct-v0.2", "vicuna-13b-v1.5")
 SEEDS = (0, 1, 2)
-FINE_TUNE_EPOCHS = 1  # 2 CPU cores shared by several people: one pass over ~1,300 prompts takes 5-13 minutes
-HEAD_EPOCHS = 20  # head-only training: validation pair accuracy levels off by about 20 passes
+FROZEN_HEAD_EPOCHS = 20  # frozen runs: validation pair accuracy levels off by about 20 head-only passes
 
 
 @dataclass(frozen=True)
 class RunSpec:
     """One ranker to train. Defaults: the paper's PARS settings (gap threshold 0.2, margin 1, 128 prompt
-    tokens) with a generalist's consensus labels, on a frozen MiniLM encoder."""
+    tokens) with a generalist's consensus labels, on a frozen MiniLM encoder (`PARS_RECIPE`: as `pars train`)."""
 
     loss: str = "margin"
     seed: int = 0
     freeze_encoder: bool = True
-    epochs: int = FINE_TUNE_EPOCHS  # passes when the encoder is fine-tuned
-    head_epochs: int = HEAD_EPOCHS  # passes when only the head trains (frozen encoder)
+    epochs: int = 1  # fine-tuning passes; unused while the encoder is frozen (kept: it is part of cached run keys)
+    head_epochs: int = FROZEN_HEAD_EPOCHS  # linear-probe passes (the head alone, on cached vectors)
     threshold: float = 0.2
     margin: float = 1.0
     max_length: int = 128
@@ -61,12 +60,23 @@ class RunSpec:
         return TrainSettings(loss=self.loss, margin=self.margin, threshold=self.threshold, epochs=self.epochs,
                              seed=self.seed, freeze_encoder=self.freeze_encoder, head_epochs=self.head_epochs)
 
+    def recipe(self) -> str:
+        """The training recipe in words, for report tables."""
+        if self.freeze_encoder:
+            return f"frozen ({self.head_epochs} probe epochs)"
+        return f"LP-FT ({self.head_epochs} probe + {self.epochs} fine-tune epochs)"
+
+
+_TRAIN_DEFAULTS = TrainSettings()
+# `pars train`'s recipe: a linear probe of the head, then fine-tuning of the whole ranker (its own defaults)
+PARS_RECIPE = RunSpec(freeze_encoder=False, epochs=_TRAIN_DEFAULTS.epochs, head_epochs=_TRAIN_DEFAULTS.head_epochs)
+
 
 @dataclass(frozen=True)
 class PlanEntry:
     """Where a run's result goes in the report: a table, a row of it, and the run (one seed of the row)."""
 
-    table: str  # "main" | "fine_tuned" | "ablation" | "cross_model"
+    table: str  # "main" | "frozen" | "ablation" | "cross_model"
     row: str
     spec: RunSpec
 
@@ -74,30 +84,31 @@ class PlanEntry:
 def build_plan(quick: bool, available_models: set[str]) -> list[PlanEntry]:
     """The benchmark grid, most wanted runs first (an interrupted benchmark still leaves the key results).
 
-    Main comparison: the four losses on the frozen encoder over 3 seeds; ablations and cross-model on
-    seed 0. Full adds the same four losses with the encoder fine-tuned (seed 0, then seeds 1 and 2) and the
-    256-token ablation; quick runs seed 0 of the frozen-encoder runs only.
+    Full: the main comparison is the four losses trained with `pars train`'s recipe (linear probe, then
+    fine-tuning) over 3 seeds (seed 0 of each loss first); then the four losses on the frozen encoder over 3
+    seeds, ablations and cross-model on the frozen encoder, seed 0. Quick (under 10 minutes on 2 cores): no
+    fine-tuning, so the main comparison is the frozen encoder's, seed 0, and there is no 256-token ablation.
     """
     frozen = RunSpec(freeze_encoder=True)
     seeds = SEEDS[:1] if quick else SEEDS
-    entries = [PlanEntry("main", loss, replace(frozen, loss=loss, seed=s)) for s in seeds for loss in LOSSES]
+    frozen_losses = [replace(frozen, loss=loss, seed=s) for s in seeds for loss in LOSSES]
     ablations = {"threshold 0": {"threshold": 0.0}, "threshold 0.1": {"threshold": 0.1},
                  "threshold 0.4": {"threshold": 0.4}, "margin 0.5": {"margin": 0.5}, "margin 2": {"margin": 2.0},
                  "per-model labels": {"label_mode": "per-model"}}
     if not quick:
         ablations["max length 256"] = {"max_length": 256}
-    entries.append(PlanEntry("ablation", "PARS default (frozen)", frozen))
+    entries = [PlanEntry("ablation", "PARS default (frozen)", frozen)]
     entries += [PlanEntry("ablation", row, replace(frozen, **change)) for row, change in ablations.items()]
     entries.append(PlanEntry("cross_model", "generalist (frozen)", frozen))
     entries += [PlanEntry("cross_model", m, replace(frozen, label_mode="per-model", train_model=m))
                 for m in CROSS_MODELS if m in available_models]
     if quick:
-        return entries
-    tuned_margin = RunSpec(freeze_encoder=False)
-    tuned = [PlanEntry("fine_tuned", loss, replace(tuned_margin, loss=loss, seed=s)) for s in SEEDS for loss in LOSSES]
-    extra = [PlanEntry("ablation", "fine-tuned encoder", tuned_margin),
-             PlanEntry("cross_model", "generalist (fine-tuned)", tuned_margin)]
-    return tuned[:1] + entries + tuned[1:] + extra
+        return [PlanEntry("main", spec.loss, spec) for spec in frozen_losses] + entries
+    tuned = [PlanEntry("main", loss, replace(PARS_RECIPE, loss=loss, seed=s)) for s in SEEDS for loss in LOSSES]
+    frozen_table = [PlanEntry("frozen", spec.loss, spec) for spec in frozen_losses]
+    extra = [PlanEntry("ablation", "LP-FT (pars train's recipe)", PARS_RECIPE),
+             PlanEntry("cross_model", "generalist (LP-FT)", PARS_RECIPE)]
+    return tuned[:4] + frozen_table + entries + tuned[4:] + extra
 
 
 @dataclass(frozen=True)
@@ -206,10 +217,11 @@ def run_plan(plan: Sequence[PlanEntry], data: BenchData, out: Path, checkpoint_d
     """Train (or load from the cache) every distinct run of the plan, in plan order.
 
     With `checkpoint_dir`, each loss's seed-0 run of the main comparison is saved as `<dir>/predictor-<loss>`
-    (the frozen encoder with the trained head: a complete checkpoint that `Predictor.load` opens).
+    (a complete checkpoint that `Predictor.load` opens: the serving benchmark's baseline predictors).
     Without `train_missing`, runs that are not cached are left out (a report of what has finished).
     """
     specs = list(dict.fromkeys(entry.spec for entry in plan))
+    kept = {e.spec for e in plan if e.table == "main" and e.spec.seed == 0} if checkpoint_dir is not None else set()
     embeddings = EmbeddingCache()
     outcomes = {}
     for done, spec in enumerate(specs, start=1):
@@ -218,8 +230,8 @@ def run_plan(plan: Sequence[PlanEntry], data: BenchData, out: Path, checkpoint_d
         if outcome is None and not train_missing:
             continue
         if outcome is None:
-            keep = checkpoint_dir is not None and spec == RunSpec(loss=spec.loss)  # main comparison, seed 0
-            outcome = train_run(spec, data, embeddings, checkpoint_dir / f"predictor-{spec.loss}" if keep else None)
+            save_to = checkpoint_dir / f"predictor-{spec.loss}" if spec in kept else None
+            outcome = train_run(spec, data, embeddings, save_to)
             save_outcome(out, outcome, data)
         outcomes[spec] = outcome
         if on_run:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pars.bench.ranking import CROSS_MODELS, FINE_TUNE_EPOCHS, HEAD_EPOCHS, BenchData, PlanEntry, RunOutcome, RunSpec
+from pars.bench.ranking import CROSS_MODELS, BenchData, PlanEntry, RunOutcome, RunSpec
 from pars.bench.references import NOISE_CEILING_PAIR, ScoreRule, crowd_median, prompt_length, second_run
 from pars.data.records import LengthRecord
 from pars.evaluation import evaluate_scores, score_table
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 ALL_MODELS = "all models (mean)"
 REFERENCE_LABELS = {"prompt_length": "prompt length (all models)", "crowd_median": "crowd median (all models, not deployable)",
                     "noise_ceiling": "noise ceiling (vicuna-13b-v1.5 only)"}
-TABLES = {"main": "Main comparison: the four losses, frozen encoder", "fine_tuned": "The four losses, encoder fine-tuned",
+TABLES = {"main": "Main comparison: the four losses", "frozen": "The four losses, frozen encoder (linear probe only)",
           "ablation": "Ablations of PARS"}
 
 
@@ -82,7 +82,7 @@ def row_stats(runs: Sequence[dict], outcomes: Sequence[RunOutcome]) -> dict:
             "pairwise_accuracy_std": accuracy_std, "spearman_mean": _mean_std([r["spearman"] for r in runs])[0],
             "noise_pair_tau_mean": _mean_std([r["noise_pair_tau"] for r in runs])[0],
             "per_source": {s: _mean_std([r["per_source"].get(s, np.nan) for r in runs])[0] for s in sources},
-            "seeds": len(runs), "encoder": "frozen" if spec.freeze_encoder else f"fine-tuned ({spec.epochs} epoch(s))",
+            "seeds": len(runs), "encoder": spec.recipe(),
             "train_seconds_mean": float(np.mean([o.train_seconds for o in outcomes]))}
 
 
@@ -106,14 +106,13 @@ def summarise(plan: Sequence[PlanEntry], outcomes: Mapping[RunSpec, RunOutcome],
             cross[row] = {m: _mean_std([metrics[s]["per_model"][m] for s in specs])[0] for m in tested}
             cross[row][ALL_MODELS] = tables[table][row]["kendall_tau_mean"]
     references = reference_metrics(data.test, threshold)
-    return {"settings": {**(settings or {}), "fine_tune_epochs": FINE_TUNE_EPOCHS,
-                         "frozen_head_epochs": HEAD_EPOCHS, "runs": len(outcomes),
+    return {"settings": {**(settings or {}), "runs": len(outcomes),
                          "train_seconds_total": round(sum(o.train_seconds for o in outcomes.values())),
                          "data": data.source, "split": data.split.to_dict(),
                          "test_prompts": len(data.test_prompts), "test_rows": len(data.test),
                          "evaluated_models": len(metrics[next(iter(metrics))]["per_model"]) if metrics else 0,
                          "pair_threshold": threshold},
-            "methods": tables.get("main", {}), "fine_tuned": tables.get("fine_tuned", {}),
+            "methods": tables.get("main", {}), "frozen": tables.get("frozen", {}),
             "ablations": tables.get("ablation", {}), "cross_model": cross,
             "cross_model_seeds": {row: s["seeds"] for row, s in tables.get("cross_model", {}).items()},
             # balanced where there are sources to balance; the noise ceiling is one model's tau
@@ -166,7 +165,7 @@ def headline(summary: dict) -> list[str]:
 
 def summary_markdown(summary: dict) -> str:
     settings = summary["settings"]
-    sources = sorted({s for table in ("methods", "fine_tuned", "ablations") for r in summary[table].values()
+    sources = sorted({s for table in ("methods", "frozen", "ablations") for r in summary[table].values()
                       for s in r["per_source"]})
     lines = ["# Ranking benchmark", "",
              f"Test prompts: {settings['test_prompts']} ({settings['test_rows']} rows, "
@@ -176,7 +175,7 @@ def summary_markdown(summary: dict) -> str:
              "± is the standard deviation over seeds. Settings: "
              + ", ".join(f"{k}={v}" for k, v in settings.items() if k not in ("split", "test_prompts", "test_rows")),
              "", "## Headline", "", *headline(summary)]
-    for key, title in (("methods", TABLES["main"]), ("fine_tuned", TABLES["fine_tuned"]), ("ablations", TABLES["ablation"])):
+    for key, title in (("methods", TABLES["main"]), ("frozen", TABLES["frozen"]), ("ablations", TABLES["ablation"])):
         if summary[key]:
             lines += ["", f"## {title}", "", *stats_table(summary[key], sources)]
     lines += ["", "## Reference points (same test prompts)", "",
@@ -211,7 +210,7 @@ def write_plots(summary: dict, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
-    panels = [(summary[k], TABLES[t]) for k, t in (("methods", "main"), ("fine_tuned", "fine_tuned")) if summary[k]]
+    panels = [(summary[k], TABLES[t]) for k, t in (("methods", "main"), ("frozen", "frozen")) if summary[k]]
     if panels:
         fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), sharey=True, squeeze=False)
         for ax, (rows, title) in zip(axes[0], panels):
