@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pars.bench.ranking import CROSS_MODELS, RunOutcome, RunSpec, build_plan, load_bench_data, train_run
-from pars.bench.ranking_report import row_stats
+from pars.bench.ranking_report import row_stats, seed_gaps
 from pars.cli import app
 from pars.data import load_bundled
 from pars.paths import bundled_data_dir
@@ -65,6 +65,12 @@ def test_row_stats_are_mean_and_sample_std_over_seeds():
     assert stats["pairwise_accuracy_mean"] == pytest.approx(0.7)
     assert stats["noise_pair_tau_mean"] == pytest.approx(0.1)  # NaN seeds are left out
     assert stats["seeds"] == 2 and stats["train_seconds_mean"] == 15.0
+
+
+def test_seed_gaps_pair_the_same_seeds_and_count_wins():
+    margin = {"balanced_kendall_tau_by_seed": {0: 0.30, 1: 0.20, 2: 0.31}}
+    listmle = {"balanced_kendall_tau_by_seed": {0: 0.25, 1: 0.25}}  # seed 2 not run: left out of the pairing
+    assert seed_gaps(margin, listmle) == "+0.050, -0.050 (ahead on 1 of 2)"
 
 
 @pytest.fixture(scope="module")

@@ -98,6 +98,7 @@ def summarise(plan: Sequence[PlanEntry], outcomes: Mapping[RunSpec, RunOutcome],
     tables: dict[str, dict] = defaultdict(dict)
     for (table, row), specs in rows.items():
         tables[table][row] = row_stats([metrics[s] for s in specs], [outcomes[s] for s in specs])
+        tables[table][row]["balanced_kendall_tau_by_seed"] = {s.seed: metrics[s]["balanced_kendall_tau"] for s in specs}
     cross = {}
     for (table, row), specs in rows.items():
         if table == "cross_model":
@@ -140,6 +141,13 @@ def stats_table(rows: Mapping[str, dict], sources: Sequence[str]) -> list[str]:
     return lines
 
 
+def seed_gaps(first: dict, second: dict) -> str:
+    """`first` minus `second` in balanced tau on each seed both have, e.g. "+0.010, -0.002 (ahead on 1 of 2)"."""
+    ours, theirs = first["balanced_kendall_tau_by_seed"], second["balanced_kendall_tau_by_seed"]
+    gaps = [ours[seed] - theirs[seed] for seed in sorted(ours) if seed in theirs]
+    return ", ".join(f"{gap:+.3f}" for gap in gaps) + f" (ahead on {sum(g > 0 for g in gaps)} of {len(gaps)})"
+
+
 def headline(summary: dict) -> list[str]:
     """Plain-number answers to the benchmark's questions, derived from the tables."""
     methods, refs = summary["methods"], summary["references"]
@@ -153,6 +161,9 @@ def headline(summary: dict) -> list[str]:
         for key, label in (("balanced_kendall_tau_mean", "balanced tau"), ("kendall_tau_mean", "mean tau over models")):
             gaps = ", ".join(f"{m} {methods['margin'][key] - s[key]:+.3f}" for m, s in methods.items() if m != "margin")
             lines.append(f"- margin (PARS) minus each other loss, {label}: {gaps}.")
+        lines.append("- Seed by seed (same seed: same head initialisation and batch order), margin minus each other "
+                     "loss, balanced tau: " + "; ".join(f"{m} {seed_gaps(methods['margin'], s)}"
+                                                        for m, s in methods.items() if m != "margin") + ".")
     if "noise_ceiling" in refs:
         lines.append("- On vicuna-13b-v1.5's test prompts (where the second run exists): noise ceiling "
                      f"{_fmt(refs['noise_ceiling'])}; " + ", ".join(
