@@ -6,9 +6,11 @@ import math
 import numpy as np
 import pytest
 
+from pars.bench.ranking import PARS_RECIPE, RunSpec, load_bench_data
 from pars.bench.sim_study import SimArrivals, SimSetup, bound_study, capacity_rps, replay, sim_workloads, tau_study
 from pars.bench.sim_workload import blended_sizes, pool_sizes, prompt_tokens, synthetic_requests
 from pars.bench.workload import ArrivalPlan, PoolPrompt
+from pars.paths import PROJECT_ROOT
 from pars.scheduling import AgingRule
 from pars.sim import EngineConfig, StepProfile, oracle_size
 
@@ -20,6 +22,18 @@ SETUP = SimSetup(PROFILE, EngineConfig(num_kv_blocks=10_000, max_num_seqs=2), Ag
 
 def sizes():
     return {policy: pool_sizes(policy, POOL, None) for policy in ("fcfs", "oracle")}
+
+
+def test_a_ranking_benchmark_policy_reads_its_main_comparison_run_not_another_run_of_the_same_loss():
+    """results/ranking/runs holds a dozen seed-0 margin runs (ablations, cross-model); the simulator must take the
+    main comparison's (pars train's recipe), whose scores are those of its saved file."""
+    runs = PROJECT_ROOT / "results" / "ranking" / "runs"
+    prompts = load_bench_data().test_prompts[:8]
+    pool = [PoolPrompt(prompt, true_tokens=10) for prompt in prompts]
+    main = json.loads((runs / f"{PARS_RECIPE.key}.json").read_text())["scores"][:8]
+    ablation = json.loads((runs / f"{RunSpec(threshold=0.0).key}.json").read_text())["scores"][:8]
+    sizes = pool_sizes("margin", pool, None)
+    assert sizes.tolist() == main and sizes.tolist() != ablation
 
 
 def test_pool_sizes_follow_the_real_schedulers_keys_and_unknown_policies_are_refused():

@@ -2,17 +2,17 @@
 queue size each policy gives a request, computed as the real schedulers compute it.
 
 Policies: fcfs (one size for all), oracle (log2(1 + true length), as OracleScheduler), pars (the checkpoint's
-scores), and the frozen-encoder rankers `pars bench rank` saved (margin, listmle, pointwise, classify; seed 0,
-scored on the same test prompts). `blended_sizes` makes a ranker of chosen quality from the true lengths and
+scores), and the rankers of `pars bench rank`'s main comparison (margin, listmle, pointwise, classify trained
+with `pars train`'s recipe, seed 0; their saved scores of the same test prompts). `blended_sizes` makes a ranker of chosen quality from the true lengths and
 noise. A prompt's token count is estimated from its characters (4 a token), as the simulator needs only a
 rough prefill cost.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from pars.sim import FCFS_SIZE, SimRequest, oracle_size
 CHARS_PER_TOKEN = 4.0
 RANK_BENCH_METHODS = ("margin", "listmle", "pointwise", "classify")
 POLICIES = ("fcfs", "pars", "oracle", *RANK_BENCH_METHODS)
-RANK_RUNS = PROJECT_ROOT / "results" / "ranking" / "runs"
+RANK_RESULTS = PROJECT_ROOT / "results" / "ranking"
 
 
 def prompt_tokens(prompt: str) -> int:
@@ -51,12 +51,14 @@ def pool_sizes(policy: str, pool: Sequence[PoolPrompt], predictor_dir: Path | No
 
 
 def _saved_rank_scores(method: str, pool: Sequence[PoolPrompt]) -> np.ndarray:
-    from pars.bench.ranking import load_bench_data
+    """The main comparison's seed-0 run of `method`, exactly that run (not an ablation of the same loss)."""
+    from pars.bench.ranking import PARS_RECIPE, load_bench_data, load_outcome
 
-    runs = sorted(RANK_RUNS.glob(f"{method}-frozen-s0-*.json"))
-    if not runs:
-        raise ValueError(f"no saved scores of {method} in {RANK_RUNS}; run `pars bench rank` first")
-    scores = dict(zip(load_bench_data().test_prompts, json.loads(runs[0].read_text())["scores"]))
+    data = load_bench_data()
+    outcome = load_outcome(RANK_RESULTS, replace(PARS_RECIPE, loss=method), data)
+    if outcome is None:
+        raise ValueError(f"no saved scores of {method} in {RANK_RESULTS / 'runs'}; run `pars bench rank` first")
+    scores = dict(zip(data.test_prompts, outcome.scores))
     missing = [p.prompt[:40] for p in pool if p.prompt not in scores]
     if missing:
         raise ValueError(f"{len(missing)} workload prompts have no saved {method} score (e.g. {missing[0]!r}): "
