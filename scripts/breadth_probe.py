@@ -34,20 +34,14 @@ from pars.bench.serving_report import machine
 from pars.data import PromptSplit
 from pars.data.loaders import load_jsonl, load_records
 from pars.data.splits import normalise_prompt
-from pars.evaluation import distinct_prompts, evaluate_scores, score_table
-from pars.jobs import EXTRA_FILE, TrainJob, run_training
+from pars.evaluation import distinct_prompts
+from pars.jobs import EXTRA_FILE, TrainJob, evaluate_predictor, run_training
 from pars.paths import PROJECT_ROOT, bundled_data_dir
 from pars.predictor.embeddings import disk_cache
 from pars.predictor.model import Predictor
 from pars.predictor.training import TrainSettings
 
 FROZEN = TrainSettings(freeze_encoder=True, head_epochs=60)
-
-
-def evaluate(predictor: Predictor, rows: list, cache) -> dict:
-    prompts = distinct_prompts(rows)
-    scores = cache.scores(predictor, prompts)
-    return evaluate_scores(rows, score_table(prompts, scores)).to_dict()
 
 
 def main() -> None:
@@ -75,7 +69,8 @@ def main() -> None:
     runs: dict[str, list[dict]] = {}
 
     def record(name: str, predictor: Predictor, seconds: float) -> None:
-        core_eval, flask_eval = evaluate(predictor, core_parts["test"], cache), evaluate(predictor, flask_test, cache)
+        core_eval, flask_eval = (evaluate_predictor(predictor, rows, embeddings=cache).to_dict()
+                                 for rows in (core_parts["test"], flask_test))
         runs.setdefault(name, []).append({"balanced_tau": core_eval["balanced"]["kendall_tau"],
                                           **{s: v["kendall_tau"] for s, v in core_eval["per_source"].items()},
                                           "overall_tau": core_eval["kendall_tau"],

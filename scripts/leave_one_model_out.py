@@ -72,8 +72,8 @@ from pars.bench.serving_report import machine
 from pars.data import PromptSplit
 from pars.data.loaders import load_jsonl, load_records
 from pars.data.records import LengthRecord
-from pars.evaluation import distinct_prompts, evaluate_scores, score_table
-from pars.jobs import EXTRA_FILE, TrainJob, run_training
+from pars.evaluation import distinct_prompts
+from pars.jobs import EXTRA_FILE, TrainJob, evaluate_predictor, run_training
 from pars.paths import PROJECT_ROOT, bundled_data_dir
 from pars.predictor.embeddings import EmbeddingCache, disk_cache
 from pars.predictor.model import Predictor
@@ -125,9 +125,7 @@ def fit(job: TrainJob, records: Sequence[LengthRecord] | None, cache: EmbeddingC
 def kendall_tau(predictor: Predictor, test_rows: Sequence[LengthRecord], cache: EmbeddingCache | None) -> float:
     """Kendall tau-b of `predictor` on `test_rows` (one model's), each distinct prompt scored once from `cache`
     (which must hold vectors of this predictor's encoder; None: an encoder of its own, scored by `score`)."""
-    prompts = distinct_prompts(test_rows)
-    scores = predictor.score(prompts, batch_size=64) if cache is None else cache.scores(predictor, prompts)
-    return float(evaluate_scores(test_rows, score_table(prompts, scores)).overall["kendall_tau"])
+    return float(evaluate_predictor(predictor, test_rows, embeddings=cache).overall["kendall_tau"])
 
 
 def parse_models(text: str | None) -> list[tuple[str, str]]:

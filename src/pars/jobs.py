@@ -159,10 +159,12 @@ def run_training(job: TrainJob, out: str | Path | None = None, on_step: Progress
     return predictor, result, parts
 
 
-def evaluate_predictor(predictor: Predictor, records: Sequence[LengthRecord], threshold: float = 0.2) -> Evaluation:
-    """Score each distinct prompt once, then report per model."""
+def evaluate_predictor(predictor: Predictor, records: Sequence[LengthRecord], threshold: float = 0.2,
+                       embeddings: EmbeddingCache | None = None) -> Evaluation:
+    """Score each distinct prompt once, then report per model. With `embeddings` (vectors of this predictor's
+    own encoder, e.g. after head-only training) the scores are its head on the cached vectors."""
     prompts = distinct_prompts(records)
-    scores = predictor.score(prompts, batch_size=64)
+    scores = predictor.score(prompts, batch_size=64) if embeddings is None else embeddings.scores(predictor, prompts)
     return evaluate_scores(records, score_table(prompts, scores), threshold)
 
 

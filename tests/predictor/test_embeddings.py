@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from pars.jobs import evaluate_predictor
 from pars.predictor import Predictor
 from pars.predictor.embeddings import EmbeddingCache
 
@@ -80,3 +81,11 @@ def test_scores_from_the_cache_are_the_predictors_own_scores(predictor):
     cached = cache.scores(predictor, PROMPTS)
     assert cached.shape == (len(PROMPTS),)
     assert np.allclose(cached, predictor.score(PROMPTS), atol=1e-4)
+
+
+def test_evaluating_from_the_cache_gives_the_predictors_own_evaluation(predictor, gpt4_records):
+    rows = gpt4_records[:40]
+    direct = evaluate_predictor(predictor, rows).overall
+    cached = evaluate_predictor(predictor, rows, embeddings=EmbeddingCache()).overall
+    assert cached["n"] == direct["n"] == 40
+    assert cached["kendall_tau"] == pytest.approx(direct["kendall_tau"], abs=1e-3)
