@@ -65,6 +65,7 @@ def test_row_stats_are_mean_and_sample_std_over_seeds():
     assert stats["pairwise_accuracy_mean"] == pytest.approx(0.7)
     assert stats["noise_pair_tau_mean"] == pytest.approx(0.1)  # NaN seeds are left out
     assert stats["seeds"] == 2 and stats["train_seconds_mean"] == 15.0
+    assert stats["balanced_kendall_tau_by_seed"] == {0: 0.1, 1: 0.3}
 
 
 def test_seed_gaps_pair_the_same_seeds_and_count_wins():

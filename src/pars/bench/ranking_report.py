@@ -78,6 +78,7 @@ def row_stats(runs: Sequence[dict], outcomes: Sequence[RunOutcome]) -> dict:
     sources = sorted({s for r in runs for s in r["per_source"]})
     spec = outcomes[0].spec
     return {"balanced_kendall_tau_mean": balanced, "balanced_kendall_tau_std": balanced_std,
+            "balanced_kendall_tau_by_seed": {o.spec.seed: r["balanced_kendall_tau"] for r, o in zip(runs, outcomes)},
             "kendall_tau_mean": tau, "kendall_tau_std": tau_std, "pairwise_accuracy_mean": accuracy,
             "pairwise_accuracy_std": accuracy_std, "spearman_mean": _mean_std([r["spearman"] for r in runs])[0],
             "noise_pair_tau_mean": _mean_std([r["noise_pair_tau"] for r in runs])[0],
@@ -98,7 +99,6 @@ def summarise(plan: Sequence[PlanEntry], outcomes: Mapping[RunSpec, RunOutcome],
     tables: dict[str, dict] = defaultdict(dict)
     for (table, row), specs in rows.items():
         tables[table][row] = row_stats([metrics[s] for s in specs], [outcomes[s] for s in specs])
-        tables[table][row]["balanced_kendall_tau_by_seed"] = {s.seed: metrics[s]["balanced_kendall_tau"] for s in specs}
     cross = {}
     for (table, row), specs in rows.items():
         if table == "cross_model":
