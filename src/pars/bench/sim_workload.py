@@ -3,13 +3,14 @@ queue size each policy gives a request, computed as the real schedulers compute 
 
 Policies: fcfs (one size for all), oracle (log2(1 + true length), as OracleScheduler), pars (the checkpoint's
 scores), and the rankers of `pars bench rank`'s main comparison (margin, listmle, pointwise, classify trained
-with `pars train`'s recipe, seed 0; their saved scores of the same test prompts). `blended_sizes` makes a ranker of chosen quality from the true lengths and
-noise. A prompt's token count is estimated from its characters (4 a token), as the simulator needs only a
+with `pars train`'s recipe, seed 0; their saved scores of the same test prompts). `blended_sizes` makes a
+ranker of chosen quality from the true lengths and noise. A prompt's token count is estimated from its characters (4 a token), as the simulator needs only a
 rough prefill cost.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -50,11 +51,19 @@ def pool_sizes(policy: str, pool: Sequence[PoolPrompt], predictor_dir: Path | No
     raise ValueError(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
 
 
+@functools.cache
+def _ranking_bench_data():
+    """The ranking benchmark's split data (5 s to load), read once for every ranked policy of a run."""
+    from pars.bench.ranking import load_bench_data
+
+    return load_bench_data()
+
+
 def _saved_rank_scores(method: str, pool: Sequence[PoolPrompt]) -> np.ndarray:
     """The main comparison's seed-0 run of `method`, exactly that run (not an ablation of the same loss)."""
-    from pars.bench.ranking import PARS_RECIPE, load_bench_data, load_outcome
+    from pars.bench.ranking import PARS_RECIPE, load_outcome
 
-    data = load_bench_data()
+    data = _ranking_bench_data()
     outcome = load_outcome(RANK_RESULTS, replace(PARS_RECIPE, loss=method), data)
     if outcome is None:
         raise ValueError(f"no saved scores of {method} in {RANK_RESULTS / 'runs'}; run `pars bench rank` first")
