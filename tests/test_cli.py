@@ -322,8 +322,9 @@ def test_train_init_from_continues_a_checkpoint_on_new_data_and_records_its_line
 
 
 @pytest.mark.parametrize("extra, message", [(["--loss", "pointwise"], "continue it with --loss margin"),
-                                            (["--pooling", "cls"], "keeps the encoder, pooling and max length"),
-                                            (["--max-length", "64"], "keeps the encoder, pooling and max length")])
+                                            (["--pooling", "cls"], "keeps the encoder, pooling, max length"),
+                                            (["--max-length", "64"], "keeps the encoder, pooling, max length"),
+                                            (["--no-length-feature"], "max length and length feature of")])
 def test_train_init_from_refuses_another_loss_or_architecture(tmp_path, small_jsonl, untrained_checkpoint, extra, message):
     result = runner.invoke(app, ["train", "--init-from", str(untrained_checkpoint), "--data", str(small_jsonl),
                                  "--freeze-encoder", "--head-epochs", "1", "--out", str(tmp_path / "x"), *extra])

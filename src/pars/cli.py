@@ -161,17 +161,21 @@ def check_train_options(out: Path, encoder: str | None, max_length: int, pooling
     check_encoder(encoder, max_length)
 
 
-def check_continuation(init_from: Path, encoder: str | None, max_length: int, pooling: str) -> None:
-    """`--init-from` brings its own encoder, pooling and max length: another one given with it is an error."""
+def check_continuation(init_from: Path, encoder: str | None, max_length: int, pooling: str,
+                       length_feature: bool) -> None:
+    """`--init-from` brings its own encoder, pooling, max length and head inputs: another one given with it is
+    an error."""
     from pars.jobs import TrainJob
 
     check_checkpoints([init_from])
     defaults = TrainJob()
     given = [f"--{name} {value}" for name, value, default in
              (("encoder", encoder, defaults.encoder), ("max-length", max_length, defaults.max_length),
-              ("pooling", pooling, defaults.pooling)) if value != default]
+              ("pooling", pooling, defaults.pooling), ("length-feature", length_feature, defaults.length_feature))
+             if value != default]
     if given:
-        fail(f"{', '.join(given)}: a continued ranker keeps the encoder, pooling and max length of --init-from {init_from}")
+        fail(f"{', '.join(given)}: a continued ranker keeps the encoder, pooling, max length and length feature "
+             f"of --init-from {init_from}")
 
 
 @app.command("train")
@@ -196,6 +200,7 @@ def train_command(
     head_epochs: Annotated[int, typer.Option(min=0, help="Linear-probe passes: the head alone on frozen features, before fine-tuning (LP-FT) or, with --freeze-encoder, all of training; 0: no linear probe")] = 60,
     init_from: Annotated[Optional[Path], typer.Option(help="Continue from this checkpoint (its encoder, pooling, max length and head) on --data; with --freeze-encoder only the head moves (seconds); the new checkpoint records its lineage")] = None,
     batching: Annotated[str, typer.Option(help="mixed: batches drawn from every prompt | by-source: each batch from one source's prompts (all its pairs usable)")] = "mixed",
+    length_feature: Annotated[bool, typer.Option(help="The head also reads the prompt's log length in characters (the encoder reads only its first max-length tokens)")] = True,
     threads: Annotated[Optional[int], typer.Option(min=1, help="torch CPU threads")] = None,
 ) -> None:
     """Train the length ranker and save a checkpoint directory."""
@@ -209,7 +214,7 @@ def train_command(
     if init_from is None:
         check_train_options(out, encoder, max_length, pooling, label, lr)
     else:
-        check_continuation(init_from, encoder, max_length, pooling)
+        check_continuation(init_from, encoder, max_length, pooling, length_feature)
         check_train_options(out, None, 2, "mean", label, lr)
     if threads:
         torch.set_num_threads(threads)
@@ -218,7 +223,8 @@ def train_command(
                                  lr=lr, seed=seed, freeze_encoder=freeze_encoder, head_epochs=head_epochs,
                                  batching=batching)
         job = TrainJob(data=str(data) if data else None, models=parse_models(models), label_mode=label,
-                       encoder=encoder, pooling=pooling, max_length=max_length, split_seed=split_seed,
+                       encoder=encoder, pooling=pooling, max_length=max_length, length_feature=length_feature,
+                       split_seed=split_seed,
                        extra_prompts=extra_prompts, settings=settings,
                        init_from=str(init_from) if init_from else None)
         with progress_bar() as progress:

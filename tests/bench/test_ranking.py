@@ -1,15 +1,19 @@
 """The ranking benchmark: its grid, the shared embedding cache, seed statistics, and `pars bench rank` end to end."""
 
+import hashlib
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pars.bench.ranking import CROSS_MODELS, RunOutcome, RunSpec, build_plan, load_bench_data, train_run
+from pars.bench.ranking import (CROSS_MODELS, LATER_FIELDS, LPFT_NO_LENGTH_ROW, LPFT_ROW, RunOutcome, RunSpec,
+                                build_plan, load_bench_data, train_run)
 from pars.bench.ranking_report import row_stats, seed_gaps
 from pars.cli import app
 from pars.data import load_bundled
+from pars.jobs import TrainJob
 from pars.paths import bundled_data_dir
 from pars.predictor import Predictor
 from pars.predictor.embeddings import EmbeddingCache
@@ -34,12 +38,17 @@ def test_full_plan_compares_every_loss_over_three_seeds_with_pars_trains_recipe_
         assert len(runs) == 12 and all(spec.freeze_encoder == frozen for spec in runs)
         assert {(spec.loss, spec.seed) for spec in runs} == {(loss, s) for loss in LOSS_NAMES for s in (0, 1, 2)}
     main = [e.spec for e in plan if e.table == "main"]
-    recipe = TrainSettings()  # what `pars train` does by default
-    assert all((spec.head_epochs, spec.epochs) == (recipe.head_epochs, recipe.epochs) for spec in main)
+    recipe, job = TrainSettings(), TrainJob()  # what `pars train` does by default
+    assert all((spec.head_epochs, spec.epochs, spec.batching, spec.length_feature)
+               == (recipe.head_epochs, recipe.epochs, recipe.batching, job.length_feature) for spec in main)
     assert [(e.table, e.spec.loss, e.spec.seed) for e in plan[:4]] == [
         ("main", "margin", 0), ("main", "listmle", 0), ("main", "pointwise", 0), ("main", "classify", 0)]
     assert any(spec.max_length == 256 for spec in (e.spec for e in plan))
-    assert {e.spec.seed for e in plan if e.table in ("ablation", "cross_model")} == {0}
+    assert {e.spec.seed for e in plan if e.table == "cross_model"} == {0}
+    assert {e.spec.seed for e in plan if e.table == "ablation" and e.spec.freeze_encoder} == {0}
+    lpft_rows = {(e.row, e.spec.seed, e.spec.length_feature) for e in plan if e.table == "ablation" and not e.spec.freeze_encoder}
+    assert lpft_rows == {(row, s, row == LPFT_ROW) for row in (LPFT_ROW, LPFT_NO_LENGTH_ROW) for s in (0, 1, 2)}
+    assert {e.spec for e in plan if e.row == LPFT_ROW} == {spec for spec in main if spec.loss == "margin"}
     trained_on = {e.spec.train_model for e in plan if e.table == "cross_model"}
     assert trained_on == {None, "gpt4_1106_preview"}  # models absent from the data are skipped
 
@@ -48,8 +57,15 @@ def test_run_key_changes_with_every_setting():
     base = RunSpec()
     variants = [RunSpec(loss="listmle"), RunSpec(seed=1), RunSpec(threshold=0.0), RunSpec(margin=2.0),
                 RunSpec(max_length=256), RunSpec(label_mode="per-model"), RunSpec(train_model="x"),
-                RunSpec(freeze_encoder=False), RunSpec(head_epochs=5)]
+                RunSpec(freeze_encoder=False), RunSpec(head_epochs=5), RunSpec(length_feature=False),
+                RunSpec(batching="by-source")]
     assert len({base.key, *(v.key for v in variants)}) == len(variants) + 1
+
+
+def test_fields_added_later_keep_the_keys_of_runs_cached_before_them():
+    older = RunSpec(length_feature=False)
+    fields = {k: v for k, v in asdict(older).items() if k not in LATER_FIELDS}  # the spec as it was before them
+    assert older.key.endswith(hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8])
 
 
 def test_row_stats_are_mean_and_sample_std_over_seeds():

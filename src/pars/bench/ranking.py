@@ -36,7 +36,8 @@ FROZEN_HEAD_EPOCHS = 20  # frozen runs: validation pair accuracy levels off by a
 @dataclass(frozen=True)
 class RunSpec:
     """One ranker to train. Defaults: the paper's PARS settings (gap threshold 0.2, margin 1, 128 prompt
-    tokens) with a generalist's consensus labels, on a frozen MiniLM encoder (`PARS_RECIPE`: as `pars train`)."""
+    tokens) with a generalist's consensus labels and `pars train`'s head (with the length feature), on a frozen
+    MiniLM encoder (`PARS_RECIPE`: fine-tuned, as `pars train`)."""
 
     loss: str = "margin"
     seed: int = 0
@@ -48,17 +49,23 @@ class RunSpec:
     max_length: int = 128
     label_mode: str = "consensus"
     train_model: str | None = None  # None: a generalist trained on every model's lengths
+    length_feature: bool = TrainJob.length_feature
+    batching: str = TrainSettings.batching
 
     @property
     def key(self) -> str:
-        """A file-name-safe id that changes whenever any field changes."""
-        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
+        """A file-name-safe id that changes whenever any field changes. Fields added after runs were cached
+        (`LATER_FIELDS`) count only away from their value before they existed, so those runs keep their keys."""
+        fields = {name: value for name, value in asdict(self).items()
+                  if name not in LATER_FIELDS or value != LATER_FIELDS[name]}
+        digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
         encoder = "frozen" if self.freeze_encoder else f"ft{self.epochs}"
         return f"{self.loss}-{encoder}-s{self.seed}-{digest}"
 
     def settings(self) -> TrainSettings:
         return TrainSettings(loss=self.loss, margin=self.margin, threshold=self.threshold, epochs=self.epochs,
-                             seed=self.seed, freeze_encoder=self.freeze_encoder, head_epochs=self.head_epochs)
+                             seed=self.seed, freeze_encoder=self.freeze_encoder, head_epochs=self.head_epochs,
+                             batching=self.batching)
 
     def recipe(self) -> str:
         """The training recipe in words, for report tables."""
@@ -67,9 +74,13 @@ class RunSpec:
         return f"LP-FT ({self.head_epochs} probe + {self.epochs} fine-tune epochs)"
 
 
+LATER_FIELDS = {"length_feature": False, "batching": "mixed"}
 _TRAIN_DEFAULTS = TrainSettings()
 # `pars train`'s recipe: a linear probe of the head, then fine-tuning of the whole ranker (its own defaults)
 PARS_RECIPE = RunSpec(freeze_encoder=False, epochs=_TRAIN_DEFAULTS.epochs, head_epochs=_TRAIN_DEFAULTS.head_epochs)
+
+
+LPFT_ROW, LPFT_NO_LENGTH_ROW = "LP-FT (pars train's recipe)", "LP-FT, no length feature"
 
 
 @dataclass(frozen=True)
@@ -86,7 +97,8 @@ def build_plan(quick: bool, available_models: set[str]) -> list[PlanEntry]:
 
     Full: the main comparison is the four losses trained with `pars train`'s recipe (linear probe, then
     fine-tuning) over 3 seeds (seed 0 of each loss first); then the four losses on the frozen encoder over 3
-    seeds, ablations and cross-model on the frozen encoder, seed 0. Quick (under 10 minutes on 2 cores): no
+    seeds, ablations and cross-model on the frozen encoder, seed 0; last the LP-FT ablation rows (3 seeds: the
+    main table's margin runs, and without the length feature). Quick (under 10 minutes on 2 cores): no
     fine-tuning, so the main comparison is the frozen encoder's, seed 0, and there is no 256-token ablation.
     """
     frozen = RunSpec(freeze_encoder=True)
@@ -94,7 +106,7 @@ def build_plan(quick: bool, available_models: set[str]) -> list[PlanEntry]:
     frozen_losses = [replace(frozen, loss=loss, seed=s) for s in seeds for loss in LOSSES]
     ablations = {"threshold 0": {"threshold": 0.0}, "threshold 0.1": {"threshold": 0.1},
                  "threshold 0.4": {"threshold": 0.4}, "margin 0.5": {"margin": 0.5}, "margin 2": {"margin": 2.0},
-                 "per-model labels": {"label_mode": "per-model"}}
+                 "per-model labels": {"label_mode": "per-model"}, "no length feature": {"length_feature": False}}
     if not quick:
         ablations["max length 256"] = {"max_length": 256}
     entries = [PlanEntry("ablation", "PARS default (frozen)", frozen)]
@@ -106,8 +118,9 @@ def build_plan(quick: bool, available_models: set[str]) -> list[PlanEntry]:
         return [PlanEntry("main", spec.loss, spec) for spec in frozen_losses] + entries
     tuned = [PlanEntry("main", loss, replace(PARS_RECIPE, loss=loss, seed=s)) for s in SEEDS for loss in LOSSES]
     frozen_table = [PlanEntry("frozen", spec.loss, spec) for spec in frozen_losses]
-    extra = [PlanEntry("ablation", "LP-FT (pars train's recipe)", PARS_RECIPE),
-             PlanEntry("cross_model", "generalist (LP-FT)", PARS_RECIPE)]
+    extra = [PlanEntry("ablation", row, replace(PARS_RECIPE, seed=s, **change)) for s in SEEDS
+             for row, change in ((LPFT_ROW, {}), (LPFT_NO_LENGTH_ROW, {"length_feature": False}))]
+    extra.append(PlanEntry("cross_model", "generalist (LP-FT)", PARS_RECIPE))
     return tuned[:4] + frozen_table + entries + tuned[4:] + extra
 
 
@@ -166,7 +179,8 @@ def train_run(spec: RunSpec, data: BenchData, embeddings: EmbeddingCache, save_t
     train_labels = group_by_prompt(_rows_for(data.parts["train"], spec.train_model), spec.label_mode)
     val_labels = group_by_prompt(_rows_for(data.parts["val"], spec.train_model), spec.label_mode)
     head_outputs = len(settings.bucket_edges) + 1 if spec.loss == "classify" else 1
-    predictor = Predictor.untrained(max_length=spec.max_length, head_outputs=head_outputs, seed=spec.seed)
+    predictor = Predictor.untrained(max_length=spec.max_length, head_outputs=head_outputs, seed=spec.seed,
+                                    length_feature=spec.length_feature)
     started = time.perf_counter()
     result = train(predictor, train_labels, val_labels, settings, embeddings=embeddings)
     seconds = round(time.perf_counter() - started, 1)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from pars.predictor.model import Predictor, outputs_to_scores
+from pars.predictor.model import Predictor
 
 
 class EmbeddingCache:
@@ -60,7 +60,7 @@ class EmbeddingCache:
     def scores(self, predictor: Predictor, prompts: Sequence[str]) -> np.ndarray:
         """`predictor`'s scores of `prompts` from the cached vectors: its head on them (only while its encoder is
         still the one the vectors came from, e.g. after head-only training)."""
-        return outputs_to_scores(predictor.ranker.head(self.vectors(predictor, prompts))).numpy()
+        return predictor.head_scores(self.vectors(predictor, prompts), prompts)
 
     def save(self) -> None:
         """Write every vector (the file's and this run's) to `path`, atomically."""

@@ -21,7 +21,7 @@ from pars.data.pairs import in_batch_pairs
 from pars.metrics import pairwise_accuracy
 from pars.predictor import losses
 from pars.predictor.embeddings import EmbeddingCache
-from pars.predictor.model import Predictor, outputs_to_scores
+from pars.predictor.model import Predictor, length_feature, outputs_to_scores
 
 log = logging.getLogger(__name__)
 
@@ -182,20 +182,17 @@ def stage_inputs(predictor: Predictor, stage: Stage, train_data: LabelledPrompts
     """How a stage gets a batch's head outputs and the validation scores: a head-only stage from the frozen
     encoder's vectors in `embeddings`, fine-tuning through the encoder every time."""
     ranker = predictor.ranker
+    prompt_lengths = length_feature(train_data.prompts)
     if stage.head_only:
         train_vectors = embeddings.vectors(predictor, train_data.prompts)
         val_vectors = embeddings.vectors(predictor, val_data.prompts)
-
-        @torch.no_grad()
-        def val_scores() -> np.ndarray:
-            return outputs_to_scores(ranker.head(val_vectors)).numpy()
-
-        return lambda idx: ranker.head(train_vectors[idx]), val_scores
-    tokens = predictor.tokenizer(train_data.prompts, truncation=True, max_length=predictor.max_length)
+        return (lambda idx: ranker.head_outputs(train_vectors[idx], prompt_lengths[idx]),
+                lambda: predictor.head_scores(val_vectors, val_data.prompts))
+    ids = predictor.token_ids(train_data.prompts)
 
     def forward(idx: np.ndarray) -> torch.Tensor:
-        batch = predictor.tokenizer.pad({k: [tokens[k][i] for i in idx] for k in tokens}, return_tensors="pt")
-        return ranker(batch["input_ids"], batch["attention_mask"])
+        batch = predictor.tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
+        return ranker(batch["input_ids"], batch["attention_mask"], prompt_lengths[idx])
 
     return forward, lambda: predictor.score(val_data.prompts, batch_size=64)
 

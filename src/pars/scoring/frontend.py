@@ -18,9 +18,6 @@ from pars.scheduling.stats import SchedulingCounters
 from pars.scoring.batcher import ScoreFn, ScoreResult, ScoringBatcher
 from pars.scoring.text import UnreadableRequest, user_text
 
-# The ranker reads at most its max_length tokens (128): a few thousand characters always cover them,
-# and tokenising a megabyte prompt in full would cost the scorer thread for nothing.
-MAX_SCORED_CHARS = 4096
 FRONT_END_THREADS = 1
 
 
@@ -81,7 +78,7 @@ class FrontEndScorer:
         return self._count(await self._score_text(text), started)
 
     async def _score_text(self, text: str) -> ScoreResult:
-        future = self.batcher.submit(text[:MAX_SCORED_CHARS])
+        future = self.batcher.submit(text)  # the predictor reads its first MAX_READ_CHARS
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), self.timeout_s)
         except TimeoutError:
