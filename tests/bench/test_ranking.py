@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from pars.bench.ranking import (CROSS_MODELS, LATER_FIELDS, LPFT_NO_LENGTH_ROW, LPFT_ROW, RunOutcome, RunSpec,
+from pars.bench.ranking import (CROSS_MODELS, LATER_FIELDS, LPFT_CHANGES, LPFT_ROW, PARS_RECIPE, RunOutcome, RunSpec,
                                 build_plan, load_bench_data, train_run)
 from pars.bench.ranking_report import row_stats, seed_gaps
 from pars.cli import app
@@ -46,8 +46,11 @@ def test_full_plan_compares_every_loss_over_three_seeds_with_pars_trains_recipe_
     assert any(spec.max_length == 256 for spec in (e.spec for e in plan))
     assert {e.spec.seed for e in plan if e.table == "cross_model"} == {0}
     assert {e.spec.seed for e in plan if e.table == "ablation" and e.spec.freeze_encoder} == {0}
-    lpft_rows = {(e.row, e.spec.seed, e.spec.length_feature) for e in plan if e.table == "ablation" and not e.spec.freeze_encoder}
-    assert lpft_rows == {(row, s, row == LPFT_ROW) for row in (LPFT_ROW, LPFT_NO_LENGTH_ROW) for s in (0, 1, 2)}
+    lpft = [e for e in plan if e.table == "ablation" and not e.spec.freeze_encoder]
+    assert {(e.row, e.spec.seed) for e in lpft} == {(row, s) for row in LPFT_CHANGES for s in (0, 1, 2)}
+    for entry in lpft:  # each row changes one setting of pars train's recipe, or none
+        changed = {k for k, v in asdict(entry.spec).items() if v != asdict(PARS_RECIPE)[k]} - {"seed"}
+        assert changed == set(LPFT_CHANGES[entry.row])
     assert {e.spec for e in plan if e.row == LPFT_ROW} == {spec for spec in main if spec.loss == "margin"}
     trained_on = {e.spec.train_model for e in plan if e.table == "cross_model"}
     assert trained_on == {None, "gpt4_1106_preview"}  # models absent from the data are skipped

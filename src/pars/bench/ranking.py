@@ -80,7 +80,10 @@ _TRAIN_DEFAULTS = TrainSettings()
 PARS_RECIPE = RunSpec(freeze_encoder=False, epochs=_TRAIN_DEFAULTS.epochs, head_epochs=_TRAIN_DEFAULTS.head_epochs)
 
 
-LPFT_ROW, LPFT_NO_LENGTH_ROW = "LP-FT (pars train's recipe)", "LP-FT, no length feature"
+LPFT_ROW = "LP-FT (pars train's recipe)"
+# the LP-FT ablation rows (3 seeds each): what each changes in pars train's recipe
+LPFT_CHANGES = {LPFT_ROW: {}, "LP-FT, no length feature": {"length_feature": False},
+                "LP-FT, by-source batches": {"batching": "by-source"}}
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ def build_plan(quick: bool, available_models: set[str]) -> list[PlanEntry]:
     Full: the main comparison is the four losses trained with `pars train`'s recipe (linear probe, then
     fine-tuning) over 3 seeds (seed 0 of each loss first); then the four losses on the frozen encoder over 3
     seeds, ablations and cross-model on the frozen encoder, seed 0; last the LP-FT ablation rows (3 seeds: the
-    main table's margin runs, and without the length feature). Quick (under 10 minutes on 2 cores): no
+    main table's margin runs, without the length feature, with by-source batches). Quick (under 10 minutes on 2 cores): no
     fine-tuning, so the main comparison is the frozen encoder's, seed 0, and there is no 256-token ablation.
     """
     frozen = RunSpec(freeze_encoder=True)
@@ -119,7 +122,7 @@ def build_plan(quick: bool, available_models: set[str]) -> list[PlanEntry]:
     tuned = [PlanEntry("main", loss, replace(PARS_RECIPE, loss=loss, seed=s)) for s in SEEDS for loss in LOSSES]
     frozen_table = [PlanEntry("frozen", spec.loss, spec) for spec in frozen_losses]
     extra = [PlanEntry("ablation", row, replace(PARS_RECIPE, seed=s, **change)) for s in SEEDS
-             for row, change in ((LPFT_ROW, {}), (LPFT_NO_LENGTH_ROW, {"length_feature": False}))]
+             for row, change in LPFT_CHANGES.items()]
     extra.append(PlanEntry("cross_model", "generalist (LP-FT)", PARS_RECIPE))
     return tuned[:4] + frozen_table + entries + tuned[4:] + extra
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pars.bench.ranking import CROSS_MODELS, LPFT_NO_LENGTH_ROW, LPFT_ROW, BenchData, PlanEntry, RunOutcome, RunSpec
+from pars.bench.ranking import CROSS_MODELS, LPFT_CHANGES, LPFT_ROW, BenchData, PlanEntry, RunOutcome, RunSpec
 from pars.bench.references import NOISE_CEILING_PAIR, ScoreRule, crowd_median, prompt_length, second_run
 from pars.data.records import LengthRecord
 from pars.evaluation import evaluate_scores, score_table
@@ -165,12 +165,13 @@ def headline(summary: dict) -> list[str]:
                      "loss, balanced tau: " + "; ".join(f"{m} {seed_gaps(methods['margin'], s)}"
                                                         for m, s in methods.items() if m != "margin") + ".")
     ablations = summary["ablations"]
-    if LPFT_ROW in ablations and LPFT_NO_LENGTH_ROW in ablations:
-        with_it, without = ablations[LPFT_ROW], ablations[LPFT_NO_LENGTH_ROW]
-        lines.append(f"- The length feature with pars train's recipe (margin, LP-FT): balanced tau "
-                     f"{_fmt(with_it['balanced_kendall_tau_mean'], with_it['balanced_kendall_tau_std'])} with it, "
-                     f"{_fmt(without['balanced_kendall_tau_mean'], without['balanced_kendall_tau_std'])} without; "
-                     f"seed by seed {seed_gaps(with_it, without)}.")
+    recipe = ablations.get(LPFT_ROW)
+    for row in (row for row in LPFT_CHANGES if row != LPFT_ROW and row in ablations and recipe):
+        change = ablations[row]
+        lines.append(f"- pars train's recipe (margin, LP-FT) against \"{row}\", balanced tau: "
+                     f"{_fmt(recipe['balanced_kendall_tau_mean'], recipe['balanced_kendall_tau_std'])} against "
+                     f"{_fmt(change['balanced_kendall_tau_mean'], change['balanced_kendall_tau_std'])}; seed by seed "
+                     f"{seed_gaps(recipe, change)}.")
     if "noise_ceiling" in refs:
         lines.append("- On vicuna-13b-v1.5's test prompts (where the second run exists): noise ceiling "
                      f"{_fmt(refs['noise_ceiling'])}; " + ", ".join(
