@@ -101,8 +101,9 @@ def build_plan(quick: bool, available_models: set[str]) -> list[PlanEntry]:
     Full: the main comparison is the four losses trained with `pars train`'s recipe (linear probe, then
     fine-tuning) over 3 seeds (seed 0 of each loss first); then the four losses on the frozen encoder over 3
     seeds, ablations and cross-model on the frozen encoder, seed 0; last the LP-FT ablation rows (3 seeds: the
-    main table's margin runs, without the length feature, with by-source batches). Quick (under 10 minutes on 2 cores): no
-    fine-tuning, so the main comparison is the frozen encoder's, seed 0, and there is no 256-token ablation.
+    main table's margin runs, without the length feature, with by-source batches). Quick (under 10 minutes on
+    2 cores): no fine-tuning, so the main comparison is the frozen encoder's, seed 0, and there is no 256-token
+    ablation.
     """
     frozen = RunSpec(freeze_encoder=True)
     seeds = SEEDS[:1] if quick else SEEDS

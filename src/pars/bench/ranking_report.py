@@ -166,7 +166,8 @@ def headline(summary: dict) -> list[str]:
                                                         for m, s in methods.items() if m != "margin") + ".")
     ablations = summary["ablations"]
     recipe = ablations.get(LPFT_ROW)
-    for row in (row for row in LPFT_CHANGES if row != LPFT_ROW and row in ablations and recipe):
+    changed_rows = [row for row in LPFT_CHANGES if row != LPFT_ROW and row in ablations] if recipe else []
+    for row in changed_rows:
         change = ablations[row]
         lines.append(f"- pars train's recipe (margin, LP-FT) against \"{row}\", balanced tau: "
                      f"{_fmt(recipe['balanced_kendall_tau_mean'], recipe['balanced_kendall_tau_std'])} against "

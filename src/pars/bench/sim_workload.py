@@ -4,8 +4,8 @@ queue size each policy gives a request, computed as the real schedulers compute 
 Policies: fcfs (one size for all), oracle (log2(1 + true length), as OracleScheduler), pars (the checkpoint's
 scores), and the rankers of `pars bench rank`'s main comparison (margin, listmle, pointwise, classify trained
 with `pars train`'s recipe, seed 0; their saved scores of the same test prompts). `blended_sizes` makes a
-ranker of chosen quality from the true lengths and noise. A prompt's token count is estimated from its characters (4 a token), as the simulator needs only a
-rough prefill cost.
+ranker of chosen quality from the true lengths and noise. A prompt's token count is estimated from its
+characters (4 a token), as the simulator needs only a rough prefill cost.
 """
 
 from __future__ import annotations
