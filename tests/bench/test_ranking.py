@@ -146,7 +146,17 @@ def test_bench_rank_quick_end_to_end_writes_tables_json_and_plots(tiny_jsonl, tm
     for plot in ("tau_by_method.png", "cross_model.png", "ablations.png"):
         assert (tmp_path / plot).stat().st_size > 1000
 
+    low, high = summary["settings"]["load_average_range"]
+    assert 0 <= low <= high
+    runs = list((tmp_path / "runs").glob("*.json"))
+    for run in runs:  # as cached before the benchmark recorded load averages
+        saved = json.loads(run.read_text())
+        assert len(saved.pop("load_average")) == 2
+        run.write_text(json.dumps(saved))
+
     again = runner.invoke(app, ["bench", "rank", "--quick", "--data", str(tiny_jsonl), "--out", str(tmp_path),
                                 "--report-only"])
     assert again.exit_code == 0, again.output
-    assert json.loads((tmp_path / "summary.json").read_text())["methods"] == summary["methods"]
+    rebuilt = json.loads((tmp_path / "summary.json").read_text())
+    assert rebuilt["methods"] == summary["methods"]
+    assert rebuilt["settings"]["load_average_range"] is None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -164,6 +165,9 @@ class RunOutcome:
     train_seconds: float
     best_epoch: int
     history: list[dict] = field(default_factory=list)
+    # the 1-minute load average before and after training: train_seconds mean little on a busy machine
+    # (None: cached before the benchmark recorded it)
+    load_average: tuple[float, float] | None = None
 
     def to_dict(self) -> dict:
         return {**asdict(self), "spec": asdict(self.spec)}
@@ -185,9 +189,10 @@ def train_run(spec: RunSpec, data: BenchData, embeddings: EmbeddingCache, save_t
     head_outputs = len(settings.bucket_edges) + 1 if spec.loss == "classify" else 1
     predictor = Predictor.untrained(max_length=spec.max_length, head_outputs=head_outputs, seed=spec.seed,
                                     length_feature=spec.length_feature)
-    started = time.perf_counter()
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
     result = train(predictor, train_labels, val_labels, settings, embeddings=embeddings)
     seconds = round(time.perf_counter() - started, 1)
+    load_average = (load_before, os.getloadavg()[0])
     if spec.freeze_encoder:  # still the pretrained encoder: its test vectors are (or go) in the shared cache
         scores = embeddings.scores(predictor, data.test_prompts)
     else:
@@ -201,7 +206,7 @@ def train_run(spec: RunSpec, data: BenchData, embeddings: EmbeddingCache, save_t
         predictor.save(save_to)
         log.info("saved the %s checkpoint to %s", spec.loss, save_to)
     return RunOutcome(spec, [float(s) for s in scores], seconds, result.best_epoch,
-                      [asdict(h) for h in result.history])
+                      [asdict(h) for h in result.history], load_average)
 
 
 def _cache_path(out: Path, spec: RunSpec) -> Path:
@@ -216,7 +221,9 @@ def load_outcome(out: Path, spec: RunSpec, data: BenchData) -> RunOutcome | None
     saved = json.loads(path.read_text())
     if saved.get("data_fingerprint") != data.fingerprint or len(saved["scores"]) != len(data.test_prompts):
         return None
-    return RunOutcome(spec, saved["scores"], saved["train_seconds"], saved["best_epoch"], saved["history"])
+    load_average = saved.get("load_average")
+    return RunOutcome(spec, saved["scores"], saved["train_seconds"], saved["best_epoch"], saved["history"],
+                      tuple(load_average) if load_average else None)
 
 
 def save_outcome(out: Path, outcome: RunOutcome, data: BenchData) -> None:

@@ -107,8 +107,11 @@ def summarise(plan: Sequence[PlanEntry], outcomes: Mapping[RunSpec, RunOutcome],
             cross[row] = {m: _mean_std([metrics[s]["per_model"][m] for s in specs])[0] for m in tested}
             cross[row][ALL_MODELS] = tables[table][row]["kendall_tau_mean"]
     references = reference_metrics(data.test, threshold)
+    loads = [value for o in outcomes.values() if o.load_average for value in o.load_average]
     return {"settings": {**(settings or {}), "runs": len(outcomes),
                          "train_seconds_total": round(sum(o.train_seconds for o in outcomes.values())),
+                         # over the runs that recorded it: train_seconds are only comparable on an idle machine
+                         "load_average_range": [round(min(loads), 2), round(max(loads), 2)] if loads else None,
                          "data": data.source, "split": data.split.to_dict(),
                          "test_prompts": len(data.test_prompts), "test_rows": len(data.test),
                          "evaluated_models": len(metrics[next(iter(metrics))]["per_model"]) if metrics else 0,
