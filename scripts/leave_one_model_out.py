@@ -77,7 +77,7 @@ from pars.jobs import EXTRA_FILE, TrainJob, evaluate_predictor, run_training
 from pars.paths import PROJECT_ROOT, bundled_data_dir
 from pars.predictor.embeddings import EmbeddingCache, disk_cache
 from pars.predictor.model import Predictor
-from pars.predictor.training import TrainSettings
+from pars.predictor.training import CONTINUATION_LR, TrainSettings
 
 # (source, model): the held-out models; "flask" rows come from data/extra_lengths.jsonl.gz
 MODELS = (
@@ -257,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not adaptations or set(adaptations) - set(ADAPTATIONS):
         raise SystemExit(f"--adapt: choose from {', '.join(ADAPTATIONS)}")
     adapt_settings = {"head": TrainSettings(freeze_encoder=True, head_epochs=HEAD_EPOCHS),
-                      "full": TrainSettings(head_epochs=HEAD_EPOCHS, epochs=args.ft_epochs)}
+                      "full": TrainSettings(head_epochs=HEAD_EPOCHS, epochs=args.ft_epochs, lr=CONTINUATION_LR)}
     if args.generic and not all(source in EXTRA_SOURCES for source, _ in models):
         raise SystemExit("--generic is for extra-set models only: a bundled model is in the checkpoint's labels")
 

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pars.cli import app
+from pars.predictor.training import CONTINUATION_LR, TrainSettings
 
 runner = CliRunner()
 
@@ -29,6 +30,7 @@ def test_train_one_short_epoch_writes_a_checkpoint_with_its_settings(trained):
     assert config["training"]["split"]["seed"] == 0
     assert len(config["training"]["data_fingerprint"]) == 16
     assert config["training"]["head_epochs"] == 60
+    assert config["training"]["lr"] == TrainSettings.lr != CONTINUATION_LR
     quantiles = config["score_quantiles"]  # what pars route ranks a score against from its first request
     assert len(quantiles) == 101 and quantiles == sorted(quantiles) and quantiles[0] < quantiles[-1]
     stages = [(h["stage"], h["epoch"]) for h in config["training"]["result"]["history"]]
@@ -316,7 +318,9 @@ def test_train_init_from_continues_a_checkpoint_on_new_data_and_records_its_line
     for (name, before), after in zip(start.encoder.state_dict().items(), continued.encoder.state_dict().values()):
         assert torch.equal(before, after), f"head-only continuation moved the encoder ({name})"
     assert not torch.equal(start.head.weight, continued.head.weight), "the head did not learn from the new data"
-    lineage = json.loads((second / "config.json").read_text())["training"]["init_from"]
+    training = json.loads((second / "config.json").read_text())["training"]
+    assert training["lr"] == CONTINUATION_LR  # a fine-tuned encoder continues at the gentler rate
+    lineage = training["init_from"]
     assert lineage["path"] == str(first.resolve()) and lineage["data"] == str(small_jsonl)
     assert lineage["parent"]["path"] == str(untrained_checkpoint.resolve()) and lineage["parent"]["parent"] is None
 

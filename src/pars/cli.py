@@ -192,14 +192,14 @@ def train_command(
     epochs: Annotated[int, typer.Option(min=0, help="Fine-tuning passes over the training prompts (after the linear probe)")] = 3,
     max_length: Annotated[int, typer.Option(min=2, help="Prompt tokens the encoder reads (at most its position embeddings: 512 for MiniLM)")] = 128,
     batch_size: Annotated[int, typer.Option(min=2, help="Prompts per step (all kept pairs among them are used; pairs need 2)")] = 32,
-    lr: Annotated[float, typer.Option(help="Encoder learning rate")] = 2e-5,
+    lr: Annotated[Optional[float], typer.Option(help="Encoder learning rate [default: 1e-4; 2e-5 with --init-from]")] = None,
     seed: Annotated[int, typer.Option(help="Seed of initialisation and batch order")] = 0,
     split_seed: Annotated[int, typer.Option(help="Seed of the train/validation/test split by prompt text")] = 0,
     extra_prompts: Annotated[int, typer.Option(min=0, help="Mix in this many prompts of data/extra_lengths.jsonl.gz")] = 0,
     freeze_encoder: Annotated[bool, typer.Option(help="Train only the head on cached embeddings (fast)")] = False,
     head_epochs: Annotated[int, typer.Option(min=0, help="Linear-probe passes: the head alone on frozen features, before fine-tuning (LP-FT) or, with --freeze-encoder, all of training; 0: no linear probe")] = 60,
     init_from: Annotated[Optional[Path], typer.Option(help="Continue from this checkpoint (its encoder, pooling, max length and head) on --data; with --freeze-encoder only the head moves (seconds); the new checkpoint records its lineage")] = None,
-    batching: Annotated[str, typer.Option(help="mixed: batches drawn from every prompt | by-source: each batch from one source's prompts (all its pairs usable)")] = "mixed",
+    batching: Annotated[str, typer.Option(help="mixed: batches drawn from every prompt | by-source: each batch from one source's prompts (all its pairs usable)")] = "by-source",
     length_feature: Annotated[bool, typer.Option(help="The head also reads the prompt's log length in characters (the encoder reads only its first max-length tokens)")] = True,
     threads: Annotated[Optional[int], typer.Option(min=1, help="torch CPU threads")] = None,
 ) -> None:
@@ -209,8 +209,10 @@ def train_command(
     from pars.data import DataError
     from pars.jobs import TrainJob, evaluate_predictor, run_training
     from pars.predictor import EncoderNotFound
-    from pars.predictor.training import TrainSettings
+    from pars.predictor.training import CONTINUATION_LR, TrainSettings
 
+    if lr is None:
+        lr = TrainSettings.lr if init_from is None else CONTINUATION_LR
     if init_from is None:
         check_train_options(out, encoder, max_length, pooling, label, lr)
     else:

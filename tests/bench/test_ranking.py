@@ -17,7 +17,7 @@ from pars.jobs import TrainJob
 from pars.paths import bundled_data_dir
 from pars.predictor import Predictor
 from pars.predictor.embeddings import EmbeddingCache
-from pars.predictor.training import TrainSettings
+from pars.predictor.training import BATCHINGS, TrainSettings
 
 LOSS_NAMES = {"margin", "listmle", "pointwise", "classify"}
 TINY_MODELS = [*CROSS_MODELS, "vicuna-13b-v1.5-togetherai", "higgs-llama-3-70b-v2"]
@@ -39,8 +39,8 @@ def test_full_plan_compares_every_loss_over_three_seeds_with_pars_trains_recipe_
         assert {(spec.loss, spec.seed) for spec in runs} == {(loss, s) for loss in LOSS_NAMES for s in (0, 1, 2)}
     main = [e.spec for e in plan if e.table == "main"]
     recipe, job = TrainSettings(), TrainJob()  # what `pars train` does by default
-    assert all((spec.head_epochs, spec.epochs, spec.batching, spec.length_feature)
-               == (recipe.head_epochs, recipe.epochs, recipe.batching, job.length_feature) for spec in main)
+    assert all((spec.head_epochs, spec.epochs, spec.batching, spec.length_feature, spec.lr)
+               == (recipe.head_epochs, recipe.epochs, recipe.batching, job.length_feature, recipe.lr) for spec in main)
     assert [(e.table, e.spec.loss, e.spec.seed) for e in plan[:4]] == [
         ("main", "margin", 0), ("main", "listmle", 0), ("main", "pointwise", 0), ("main", "classify", 0)]
     assert any(spec.max_length == 256 for spec in (e.spec for e in plan))
@@ -60,13 +60,21 @@ def test_run_key_changes_with_every_setting():
     base = RunSpec()
     variants = [RunSpec(loss="listmle"), RunSpec(seed=1), RunSpec(threshold=0.0), RunSpec(margin=2.0),
                 RunSpec(max_length=256), RunSpec(label_mode="per-model"), RunSpec(train_model="x"),
-                RunSpec(freeze_encoder=False), RunSpec(head_epochs=5), RunSpec(length_feature=False),
-                RunSpec(batching="by-source")]
+                RunSpec(freeze_encoder=False), RunSpec(head_epochs=5), RunSpec(length_feature=not base.length_feature),
+                RunSpec(batching=next(b for b in BATCHINGS if b != base.batching)),
+                RunSpec(freeze_encoder=False, lr=base.lr / 5)]
     assert len({base.key, *(v.key for v in variants)}) == len(variants) + 1
 
 
-def test_fields_added_later_keep_the_keys_of_runs_cached_before_them():
-    older = RunSpec(length_feature=False)
+def test_a_frozen_runs_key_ignores_the_encoders_learning_rate_and_a_fine_tuned_runs_does_not():
+    assert RunSpec(lr=1e-3).key == RunSpec(lr=1e-5).key
+    assert RunSpec(freeze_encoder=False, lr=1e-3).key != RunSpec(freeze_encoder=False, lr=1e-5).key
+    assert RunSpec(freeze_encoder=False, lr=3e-5).settings().lr == 3e-5
+
+
+@pytest.mark.parametrize("freeze_encoder", [True, False])
+def test_fields_added_later_keep_the_keys_of_runs_cached_before_them(freeze_encoder):
+    older = RunSpec(freeze_encoder=freeze_encoder, **LATER_FIELDS)  # their values before they existed
     fields = {k: v for k, v in asdict(older).items() if k not in LATER_FIELDS}  # the spec as it was before them
     assert older.key.endswith(hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8])
 
