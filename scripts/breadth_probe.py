@@ -2,7 +2,7 @@
 
 Frozen-encoder recipe (a linear probe on the pretrained MiniLM's cached vectors, `pars train --freeze-encoder`),
 so every try costs seconds once the vectors are in the disk cache (artifacts/embeddings/). The extra prompts are
-a seeded sample of the extra set's TRAIN-split prompts (never a core prompt): every FLASK prompt (15 models) and
+a seeded sample of the extra set's TRAIN-split prompts (never a near-duplicate of a core prompt): every FLASK prompt (15 models) and
 the rest drawn from the other sources (Alpaca with Vicuna-7B at four temperatures and davinci-003, GPTeacher,
 code, safety), labelled by per-source consensus, so no pair crosses two sources. Tries:
 - core: the bundled core set only (the frozen baseline);
@@ -33,7 +33,7 @@ import numpy as np
 from pars.bench.serving_report import machine
 from pars.data import PromptSplit
 from pars.data.loaders import load_jsonl, load_records
-from pars.data.splits import normalise_prompt
+from pars.data.dedup import NearDuplicateIndex
 from pars.evaluation import distinct_prompts
 from pars.jobs import EXTRA_FILE, TrainJob, evaluate_predictor, run_training
 from pars.paths import PROJECT_ROOT, bundled_data_dir
@@ -54,8 +54,8 @@ def main() -> None:
     split = PromptSplit(seed=0)
     core = load_records(bundled_data_dir())
     core_parts = split.partition(core)
-    core_prompts = {normalise_prompt(r.prompt) for r in core}
-    extra = [r for r in load_jsonl(bundled_data_dir() / EXTRA_FILE) if normalise_prompt(r.prompt) not in core_prompts]
+    core_prompts = NearDuplicateIndex(distinct_prompts(core))
+    extra = [r for r in load_jsonl(bundled_data_dir() / EXTRA_FILE) if r.prompt not in core_prompts]
     extra_parts = split.partition(extra)
     flask_test = [r for r in extra_parts["test"] if r.source == "flask"]
     train_prompts = distinct_prompts(extra_parts["train"])

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import pars
+from pars.data.dedup import NearDuplicateIndex
 from pars.data.labels import LabelledPrompts, group_by_prompt
 from pars.data.loaders import load_jsonl, load_records
 from pars.data.records import LengthRecord
@@ -42,6 +43,7 @@ class TrainJob:
     length_feature: bool = True  # the head also reads the prompt's length (pars.predictor.model.length_feature)
     split_seed: int = 0
     extra_prompts: int = 0  # how many prompts of data/extra_lengths.jsonl.gz to mix in (0: none)
+    extra_sources: tuple[str, ...] | None = None  # draw them only from these sources of it (None: every source)
     settings: TrainSettings = field(default_factory=TrainSettings)
     init_from: str | None = None  # continue from this checkpoint (its encoder, pooling, max length, head)
 
@@ -88,13 +90,25 @@ def concat_labels(first: LabelledPrompts, second: LabelledPrompts) -> LabelledPr
     return LabelledPrompts(first.prompts + second.prompts, names, lengths)
 
 
-def extra_training_labels(job: TrainJob, split: PromptSplit, exclude: set[str]) -> LabelledPrompts | None:
-    """A seeded sample of the extra prompts that fall in the TRAIN part and are not main-bundle prompts."""
+def extra_training_labels(job: TrainJob, split: PromptSplit, main_prompts: Sequence[str]) -> LabelledPrompts | None:
+    """A seeded sample of the extra prompts (of `job.extra_sources`) that fall in the TRAIN part and are not
+    near-duplicates of a main-bundle prompt (`NearDuplicateIndex`: copies in another layout would leak test
+    prompts)."""
     if job.extra_prompts <= 0:
         return None
     records = load_jsonl(bundled_data_dir() / EXTRA_FILE)
-    train_rows = [r for r in records if split.part_of(r.prompt) == "train" and normalise_prompt(r.prompt) not in exclude]
-    labels = group_by_prompt(train_rows, job.label_mode)
+    if job.extra_sources is not None:
+        unknown = sorted(set(job.extra_sources) - {r.source for r in records})
+        if unknown:
+            raise ValueError(f"no extra source {', '.join(unknown)} in {EXTRA_FILE}; it has "
+                             f"{', '.join(sorted({r.source for r in records}))}")
+        records = [r for r in records if r.source in job.extra_sources]
+    labels = group_by_prompt([r for r in records if split.part_of(r.prompt) == "train"], job.label_mode)
+    main = NearDuplicateIndex(main_prompts)
+    fresh = np.array([i for i, prompt in enumerate(labels.prompts) if prompt not in main], dtype=int)
+    log.info("extra prompts: %d in the train part, %d of them near-duplicates of main-bundle prompts, left out",
+             len(labels.prompts), len(labels.prompts) - len(fresh))
+    labels = LabelledPrompts([labels.prompts[i] for i in fresh], labels.label_names, labels.lengths[fresh])
     rng = np.random.default_rng(job.split_seed)
     keep = np.sort(rng.choice(len(labels.prompts), size=min(job.extra_prompts, len(labels.prompts)), replace=False))
     return LabelledPrompts([labels.prompts[i] for i in keep], labels.label_names, labels.lengths[keep])
@@ -127,7 +141,7 @@ def run_training(job: TrainJob, out: str | Path | None = None, on_step: Progress
     parts = split.partition(records)
     train_labels = group_by_prompt(parts["train"], job.label_mode)
     val_labels = group_by_prompt(parts["val"], job.label_mode)
-    extra = extra_training_labels(job, split, {normalise_prompt(r.prompt) for r in records})
+    extra = extra_training_labels(job, split, distinct_prompts(records))
     if extra is not None:
         train_labels = concat_labels(train_labels, extra)
     log.info("training on %d prompts (%d validation, %d test)", len(train_labels.prompts),
@@ -147,6 +161,7 @@ def run_training(job: TrainJob, out: str | Path | None = None, on_step: Progress
         "models": list(job.models) if job.models else "all",
         "data": str(job.data or "bundled"),
         "extra_prompts": len(extra.prompts) if extra is not None else 0,
+        "extra_sources": list(job.extra_sources) if extra is not None and job.extra_sources else "all",
         "split": split.to_dict(),
         "data_fingerprint": data_fingerprint(parts["train"]),
         "train_prompts": len(train_labels.prompts),
