@@ -200,7 +200,7 @@ def train_command(
     freeze_encoder: Annotated[bool, typer.Option(help="Train only the head on cached embeddings (fast)")] = False,
     head_epochs: Annotated[int, typer.Option(min=0, help="Linear-probe passes: the head alone on frozen features, before fine-tuning (LP-FT) or, with --freeze-encoder, all of training; 0: no linear probe")] = 60,
     init_from: Annotated[Optional[Path], typer.Option(help="Continue from this checkpoint (its encoder, pooling, max length and head) on --data; with --freeze-encoder only the head moves (seconds); the new checkpoint records its lineage")] = None,
-    batching: Annotated[str, typer.Option(help="mixed: batches drawn from every prompt | by-source: each batch from one source's prompts (all its pairs usable)")] = "by-source",
+    batching: Annotated[str, typer.Option(help="mixed: batches drawn from every prompt | by-source: each batch from one source's prompts (all its pairs usable) | balanced: by-source, with as many batches of every source as of the largest")] = "by-source",
     length_feature: Annotated[bool, typer.Option(help="The head also reads the prompt's log length in characters (the encoder reads only its first max-length tokens)")] = True,
     threads: Annotated[Optional[int], typer.Option(min=1, help="torch CPU threads")] = None,
 ) -> None:

@@ -158,6 +158,17 @@ def test_by_source_batches_hold_one_sources_prompts_and_pass_every_prompt_once()
         assert len({tuple(~np.isnan(lengths[i])) for i in batch}) == 1
 
 
+def test_balanced_batches_give_every_source_the_steps_of_the_largest_and_each_its_every_prompt():
+    groups = [np.arange(0, 10), np.arange(10, 13), np.arange(13, 14)]
+    batches = epoch_batches(groups, batch_size=4, rng=np.random.default_rng(0), equal=True)
+    assert len(batches) == 3 * 3  # ceil(10/4) batches for each of the 3 sources
+    for group in groups:
+        mine = [b for b in batches if set(b.tolist()) <= set(group.tolist())]
+        assert len(mine) == 3 and sum(len(b) for b in mine) == 10
+        assert set(np.concatenate(mine).tolist()) == set(group.tolist())
+    assert sum(len(b) for b in batches) == 30  # no batch mixes sources
+
+
 def test_mixed_batches_are_one_shuffle_cut_in_order():
     batches = epoch_batches([np.arange(10)], batch_size=4, rng=np.random.default_rng(3))
     order = np.random.default_rng(3).permutation(10)

@@ -78,7 +78,8 @@ class RunSpec:
         return f"LP-FT ({self.head_epochs} probe + {self.epochs} fine-tune epochs)"
 
 
-LATER_FIELDS = {"length_feature": False, "batching": "mixed", "lr": 2e-5}
+FORMER_LR = 2e-5  # the encoder's rate in pars train's recipe before 2026-12-02
+LATER_FIELDS = {"length_feature": False, "batching": "mixed", "lr": FORMER_LR}
 _TRAIN_DEFAULTS = TrainSettings()
 # `pars train`'s recipe: a linear probe of the head, then fine-tuning of the whole ranker (its own defaults)
 PARS_RECIPE = RunSpec(freeze_encoder=False, epochs=_TRAIN_DEFAULTS.epochs, head_epochs=_TRAIN_DEFAULTS.head_epochs)
@@ -86,7 +87,7 @@ PARS_RECIPE = RunSpec(freeze_encoder=False, epochs=_TRAIN_DEFAULTS.epochs, head_
 
 LPFT_ROW = "LP-FT (pars train's recipe)"
 # the LP-FT ablation rows (3 seeds each): what each changes in pars train's recipe
-LPFT_CHANGES = {LPFT_ROW: {}, "LP-FT, lr 2e-5 (the recipe before 2026-12-02)": {"lr": 2e-5},
+LPFT_CHANGES = {LPFT_ROW: {}, "LP-FT, lr 2e-5 (the recipe before 2026-12-02)": {"lr": FORMER_LR},
                 "LP-FT, mixed batches": {"batching": "mixed"}}
 
 

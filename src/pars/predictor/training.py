@@ -26,7 +26,7 @@ from pars.predictor.model import Predictor, length_feature, outputs_to_scores
 log = logging.getLogger(__name__)
 
 LOSSES = ("margin", "listmle", "pointwise", "classify")
-BATCHINGS = ("mixed", "by-source")
+BATCHINGS = ("mixed", "by-source", "balanced")
 DEFAULT_BUCKET_EDGES = (32.0, 64.0, 128.0, 256.0, 512.0, 1024.0)
 # continuing an already fine-tuned ranker on a user's log (`pars train --init-from`, no validation prompts):
 # the rate the leave-one-model-out continuation study measured
@@ -153,16 +153,27 @@ def source_groups(lengths: np.ndarray) -> list[np.ndarray]:
     return [np.flatnonzero(group.ravel() == g) for g in range(int(group.max()) + 1)]
 
 
-def epoch_batches(groups: Sequence[np.ndarray], batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+def group_epoch_sizes(groups: Sequence[np.ndarray], equal: bool) -> list[int]:
+    """How many prompts of each group an epoch passes: each one once, or (`equal`) as many as the largest has."""
+    return [max(len(group) for group in groups)] * len(groups) if equal else [len(group) for group in groups]
+
+
+def epoch_batches(groups: Sequence[np.ndarray], batch_size: int, rng: np.random.Generator,
+                  equal: bool = False) -> list[np.ndarray]:
     """One epoch's batches: each group shuffled and cut into batches, then the batches shuffled together.
 
     "mixed" batching passes one group of every prompt. "by-source" passes `source_groups`: each batch holds one
     source's prompts, so all its pairs are usable (pairs never cross sources); in mixed batches a small source
     gets about (its share)^2 of the pairs, e.g. arena-bench's 212 of 1,292 training prompts get 5 % of them.
+    "balanced" (`equal`) gives every group as many steps as the largest: a smaller group's prompts come round
+    again, in a new order each time, so each source counts alike, as in the balanced tau.
     """
     batches = []
-    for group in groups:
+    for group, size in zip(groups, group_epoch_sizes(groups, equal)):
         order = rng.permutation(group)
+        while len(order) < size:
+            order = np.concatenate([order, rng.permutation(group)])
+        order = order[:size]
         batches += [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
     if len(groups) == 1:  # one shuffle is enough (and keeps mixed runs as they were)
         return batches
@@ -221,8 +232,9 @@ def train(predictor: Predictor, train_data: LabelledPrompts, val_data: LabelledP
         with torch.no_grad():
             ranker.head.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
     stages = settings.stages()
-    groups = source_groups(train_data.lengths) if settings.batching == "by-source" else [np.arange(n)]
-    steps_per_epoch = sum(-(-len(group) // settings.batch_size) for group in groups)
+    groups = source_groups(train_data.lengths) if settings.batching != "mixed" else [np.arange(n)]
+    equal = settings.batching == "balanced"
+    steps_per_epoch = sum(-(-size // settings.batch_size) for size in group_epoch_sizes(groups, equal))
     total_steps, step = steps_per_epoch * sum(stage.epochs for stage in stages), 0
     result, best = TrainResult(), BestState()
     for number, stage in enumerate(stages):
@@ -242,7 +254,7 @@ def train(predictor: Predictor, train_data: LabelledPrompts, val_data: LabelledP
         for epoch in range(1, stage.epochs + 1):
             part.train()
             epoch_losses, kept, filtered = [], 0, 0
-            for idx in epoch_batches(groups, settings.batch_size, rng):
+            for idx in epoch_batches(groups, settings.batch_size, rng, equal):
                 if len(idx) < 2:
                     continue
                 loss, batch_kept, batch_filtered = batch_loss(settings, forward(idx), train_data.lengths[idx])
