@@ -41,7 +41,8 @@ from pars.predictor.embeddings import disk_cache
 from pars.predictor.model import Predictor
 from pars.predictor.training import TrainSettings
 
-FROZEN = TrainSettings(freeze_encoder=True, head_epochs=60)
+# mixed batches: the baseline that the by-source tries change (pars train's default is by-source since 2026-12-02)
+FROZEN = TrainSettings(freeze_encoder=True, head_epochs=60, batching="mixed")
 
 
 def main() -> None:
