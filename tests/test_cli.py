@@ -56,6 +56,18 @@ def test_eval_json_prints_one_valid_json_object(trained, small_jsonl):
     assert report["per_model"]["gpt4_1106_preview"]["n"] == 64
 
 
+def test_eval_bootstrap_adds_intervals_of_the_source_and_balanced_tau(trained, small_jsonl):
+    out, _ = trained
+    result = runner.invoke(app, ["eval", "--predictor", str(out), "--data", str(small_jsonl), "--json", "--bootstrap", "30"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["tau_intervals"]) == {*report["per_source"], "balanced"}
+    for low, high in report["tau_intervals"].values():
+        assert -1 <= low <= high <= 1 and high - low > 0.01
+    table = runner.invoke(app, ["eval", "--predictor", str(out), "--data", str(small_jsonl), "--bootstrap", "30"])
+    assert "95 % interval" in table.output and " - " in table.output
+
+
 def test_score_reads_arguments_and_stdin(trained):
     out, _ = trained
     from_args = runner.invoke(app, ["score", "--predictor", str(out), "Hi there", "Write a novel"])

@@ -83,3 +83,24 @@ def test_balanced_overall_is_the_mean_over_sources_of_each_sources_mean_over_mod
     assert evaluation.balanced["kendall_tau"] == pytest.approx(0.0) and evaluation.balanced["sources"] == 2
     assert evaluation.per_source["big"]["models"] == 3 and evaluation.per_source["small"]["n"] == 12
     assert set(evaluation.to_dict()) >= {"balanced", "per_source", "per_model", "kendall_tau"}
+
+
+def test_prompt_bootstrap_intervals_are_exact_for_a_perfect_ranker_and_wide_on_few_noisy_prompts():
+    from pars.evaluation import bootstrap_tau_intervals
+
+    rng = np.random.default_rng(0)
+    records = [LengthRecord(f"exact prompt {i}", 10 + i, model, "exact", f"e{i}") for i in range(40) for model in "ab"]
+    records += [LengthRecord(f"noisy prompt {i}", int(rng.integers(1, 500)), "c", "noisy", f"n{i}") for i in range(30)]
+    noise = {f"noisy prompt {i}": float(rng.normal()) for i in range(30)}
+
+    def score_of(record):
+        return float(record.response_tokens) if record.source == "exact" else noise[record.prompt]
+
+    intervals = bootstrap_tau_intervals(records, score_of, rounds=100, seed=1)
+    assert set(intervals) == {"exact", "noisy", "balanced"}
+    assert intervals["exact"] == pytest.approx((1.0, 1.0))
+    low, high = intervals["noisy"]
+    point = evaluate_scores(records, score_of).per_source["noisy"]["kendall_tau"]
+    assert -1 <= low < point < high <= 1 and high - low > 0.3  # 30 prompts of noise: tau is anyone's guess
+    assert intervals["balanced"] == pytest.approx(((1 + low) / 2, (1 + high) / 2), abs=0.05)
+    assert bootstrap_tau_intervals(records, score_of, rounds=100, seed=1) == intervals

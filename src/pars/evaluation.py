@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from pars.data.records import LengthRecord
 from pars.data.splits import normalise_prompt
-from pars.metrics import RankingReport, ranking_report
+from pars.metrics import RankingReport, kendall_tau, ranking_report
 
 MIN_PROMPTS_PER_MODEL = 10
 
@@ -31,10 +31,13 @@ class Evaluation:
     per_model: dict[str, RankingReport]
     per_source: dict[str, dict[str, float]]  # the same means over each source's models
     balanced: dict[str, float]  # means over sources of the per-source means
+    # 95 % prompt-bootstrap intervals of the per-source and balanced taus (`bootstrap_tau_intervals`), if asked
+    tau_intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        intervals = {"tau_intervals": {k: list(v) for k, v in self.tau_intervals.items()}} if self.tau_intervals else {}
         return {**self.overall, "balanced": self.balanced, "per_source": self.per_source,
-                "per_model": {m: asdict(r) for m, r in self.per_model.items()}}
+                "per_model": {m: asdict(r) for m, r in self.per_model.items()}, **intervals}
 
 
 def mean_metrics(reports: Sequence[RankingReport]) -> dict[str, float]:
@@ -79,3 +82,40 @@ def distinct_prompts(records: Sequence[LengthRecord]) -> list[str]:
     for record in records:
         seen.setdefault(normalise_prompt(record.prompt), record.prompt)
     return list(seen.values())
+
+
+CONFIDENCE = 0.95
+
+
+def bootstrap_tau_intervals(records: Sequence[LengthRecord], score_of: Callable[[LengthRecord], float],
+                            rounds: int = 200, seed: int = 0,
+                            min_prompts: int = MIN_PROMPTS_PER_MODEL) -> dict[str, tuple[float, float]]:
+    """95 % intervals of each source's mean Kendall tau and of the balanced tau, from `rounds` resamples of the
+    test PROMPTS (with replacement, within each source; every model of the source keeps the rows of the drawn
+    prompts). They say how much the headline depends on which prompts the split put in the test part: arena-bench
+    has 58. Training seeds add their own spread on top."""
+    rows: dict[str, dict[str, dict[str, tuple[float, float]]]] = defaultdict(lambda: defaultdict(dict))
+    for record in records:
+        rows[record.source][record.model][normalise_prompt(record.prompt)] = (score_of(record), record.response_tokens)
+    keys = {source: sorted({key for model_rows in models.values() for key in model_rows})
+            for source, models in rows.items()}
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = defaultdict(list)
+    for _ in range(rounds):
+        means = {}
+        for source, models in sorted(rows.items()):
+            drawn = rng.choice(keys[source], size=len(keys[source]))
+            taus = []
+            for model_rows in models.values():
+                pairs = np.array([model_rows[key] for key in drawn if key in model_rows])
+                if len(pairs) >= min_prompts:
+                    taus.append(kendall_tau(pairs[:, 0], pairs[:, 1]))
+            if taus:
+                means[source] = float(np.nanmean(taus))
+                draws[source].append(means[source])
+        if means:
+            draws["balanced"].append(float(np.mean(list(means.values()))))
+    tail = 100 * (1 - CONFIDENCE) / 2
+    return {name: (float(np.nanpercentile(values, tail)), float(np.nanpercentile(values, 100 - tail)))
+            for name, values in draws.items()}
+

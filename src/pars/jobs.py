@@ -9,7 +9,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from pars.data.labels import LabelledPrompts, group_by_prompt
 from pars.data.loaders import load_jsonl, load_records
 from pars.data.records import LengthRecord
 from pars.data.splits import PromptSplit, normalise_prompt
-from pars.evaluation import Evaluation, distinct_prompts, evaluate_scores, score_table
+from pars.evaluation import Evaluation, bootstrap_tau_intervals, distinct_prompts, evaluate_scores, score_table
 from pars.paths import bundled_data_dir
 from pars.predictor.embeddings import EmbeddingCache
 from pars.predictor.model import Predictor
@@ -177,12 +177,17 @@ def run_training(job: TrainJob, out: str | Path | None = None, on_step: Progress
 
 
 def evaluate_predictor(predictor: Predictor, records: Sequence[LengthRecord], threshold: float = 0.2,
-                       embeddings: EmbeddingCache | None = None) -> Evaluation:
+                       embeddings: EmbeddingCache | None = None, bootstrap_rounds: int = 0) -> Evaluation:
     """Score each distinct prompt once, then report per model. With `embeddings` (vectors of this predictor's
-    own encoder, e.g. after head-only training) the scores are its head on the cached vectors."""
+    own encoder, e.g. after head-only training) the scores are its head on the cached vectors. With
+    `bootstrap_rounds`, the per-source and balanced taus get prompt-bootstrap intervals."""
     prompts = distinct_prompts(records)
     scores = predictor.score(prompts, batch_size=64) if embeddings is None else embeddings.scores(predictor, prompts)
-    return evaluate_scores(records, score_table(prompts, scores), threshold)
+    score_of = score_table(prompts, scores)
+    evaluation = evaluate_scores(records, score_of, threshold)
+    if bootstrap_rounds <= 0:
+        return evaluation
+    return replace(evaluation, tau_intervals=bootstrap_tau_intervals(records, score_of, bootstrap_rounds))
 
 
 def test_records(predictor: Predictor, data: str | None = None, label: str = "tok_llama3") -> list[LengthRecord]:
