@@ -108,10 +108,10 @@ def extra_training_labels(job: TrainJob, split: PromptSplit, main_prompts: Seque
     fresh = np.array([i for i, prompt in enumerate(labels.prompts) if prompt not in main], dtype=int)
     log.info("extra prompts: %d in the train part, %d of them near-duplicates of main-bundle prompts, left out",
              len(labels.prompts), len(labels.prompts) - len(fresh))
-    labels = LabelledPrompts([labels.prompts[i] for i in fresh], labels.label_names, labels.lengths[fresh])
+    labels = labels.rows(fresh)
     rng = np.random.default_rng(job.split_seed)
     keep = np.sort(rng.choice(len(labels.prompts), size=min(job.extra_prompts, len(labels.prompts)), replace=False))
-    return LabelledPrompts([labels.prompts[i] for i in keep], labels.label_names, labels.lengths[keep])
+    return labels.rows(keep)
 
 
 QUANTILE_POINTS = 101

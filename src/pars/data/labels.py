@@ -26,6 +26,10 @@ class LabelledPrompts:
     label_names: list[str]  # models, or ["consensus"]
     lengths: np.ndarray  # [prompts, labels] float, NaN where missing
 
+    def rows(self, indices: np.ndarray) -> LabelledPrompts:
+        """The prompts at `indices`, with the same label columns."""
+        return LabelledPrompts([self.prompts[i] for i in indices], self.label_names, self.lengths[indices])
+
 
 def group_by_prompt(records: Sequence[LengthRecord], mode: str = "per-model") -> LabelledPrompts:
     """Merge records of the same normalised prompt; a model seen twice for one prompt gets its mean log length."""
