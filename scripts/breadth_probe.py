@@ -32,10 +32,9 @@ import numpy as np
 
 from pars.bench.serving_report import machine
 from pars.data import PromptSplit
-from pars.data.loaders import load_jsonl, load_records
-from pars.data.dedup import NearDuplicateIndex
+from pars.data.loaders import load_records
 from pars.evaluation import distinct_prompts
-from pars.jobs import EXTRA_FILE, TrainJob, evaluate_predictor, run_training
+from pars.jobs import TrainJob, evaluate_predictor, load_extra_records, run_training
 from pars.paths import PROJECT_ROOT, bundled_data_dir
 from pars.predictor.embeddings import disk_cache
 from pars.predictor.model import Predictor
@@ -55,8 +54,7 @@ def main() -> None:
     split = PromptSplit(seed=0)
     core = load_records(bundled_data_dir())
     core_parts = split.partition(core)
-    core_prompts = NearDuplicateIndex(distinct_prompts(core))
-    extra = [r for r in load_jsonl(bundled_data_dir() / EXTRA_FILE) if r.prompt not in core_prompts]
+    extra = load_extra_records(distinct_prompts(core))
     extra_parts = split.partition(extra)
     flask_test = [r for r in extra_parts["test"] if r.source == "flask"]
     train_prompts = distinct_prompts(extra_parts["train"])

@@ -21,7 +21,7 @@ the situation of scripts/adaptation_probe.py, so the two generic columns show wh
 
 All are scored by Kendall tau-b on M's TEST-split prompts (`PromptSplit(seed=0)` by normalised prompt text; the
 extra set's prompts are split the same way, so a prompt is test everywhere or nowhere; an extra-set prompt that is a
-near-duplicate of a bundled prompt, `NearDuplicateIndex`, is left out, since the two texts may hash to different parts).
+near-duplicate of a bundled prompt is left out, `pars.jobs.load_extra_records`, since the two texts may hash to different parts).
 
 Recipe (`--recipe`): `frozen` (default) trains the generic and per-model rankers as `pars train --freeze-encoder`
 does: a linear probe (60 head-only epochs) on the frozen pretrained MiniLM's cached vectors. Every ranker then
@@ -71,11 +71,10 @@ import torch
 
 from pars.bench.serving_report import machine
 from pars.data import PromptSplit
-from pars.data.dedup import NearDuplicateIndex
-from pars.data.loaders import load_jsonl, load_records
+from pars.data.loaders import load_records
 from pars.data.records import LengthRecord
 from pars.evaluation import distinct_prompts
-from pars.jobs import EXTRA_FILE, TrainJob, evaluate_predictor, run_training
+from pars.jobs import TrainJob, evaluate_predictor, load_extra_records, run_training
 from pars.paths import PROJECT_ROOT, bundled_data_dir
 from pars.predictor.embeddings import EmbeddingCache, disk_cache
 from pars.predictor.model import Predictor
@@ -246,10 +245,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     console_log = lambda message: print(f"[{time.perf_counter() - wall_started:7.1f}s] {message}", flush=True)  # noqa: E731
 
     main_rows = load_records(bundled_data_dir(), label=LABEL)  # every non-variant row, as `pars train` loads them
-    extra_rows = (load_jsonl(bundled_data_dir() / EXTRA_FILE)
+    extra_rows = (load_extra_records(distinct_prompts(main_rows))
                   if any(source in EXTRA_SOURCES for source, _ in models) else [])
     all_names = sorted({r.model for r in main_rows})
-    main_prompts = NearDuplicateIndex(distinct_prompts(main_rows) if extra_rows else [])
     split = PromptSplit(seed=0)
     console_log(f"loaded {len(main_rows)} bundled rows, {len(extra_rows)} extra rows")
 
@@ -284,8 +282,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for source, model in models:
             extra = source in EXTRA_SOURCES
             pool = extra_rows if extra else main_rows
-            own = [r for r in pool if (r.source, r.model) == (source, model)
-                   and not (extra and r.prompt in main_prompts)]  # a bundled prompt in another layout would leak
+            own = [r for r in pool if (r.source, r.model) == (source, model)]
             if not own:
                 raise SystemExit(f"no rows for {source}/{model}")
             parts = split.partition(own)

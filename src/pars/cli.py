@@ -272,7 +272,7 @@ def print_evaluation(evaluation, title: str) -> None:
         for source, m in evaluation.per_source.items():
             add(f"  source {source} ({m['models']} models)", m, m["n"], intervals.get(source))
     only_source = next(iter(evaluation.per_source)) if len(evaluation.per_source) == 1 else None
-    add(f"overall (mean of {overall['models']} models)", overall, overall["n"], intervals.get(only_source or ""))
+    add(f"overall (mean of {overall['models']} models)", overall, overall["n"], intervals.get(only_source))
     shown = [name for wanted in REPORT_MODELS for name in evaluation.per_model
              if name == wanted or name.endswith(f"/{wanted}")]
     if len(evaluation.per_model) <= 12:

@@ -90,25 +90,29 @@ def concat_labels(first: LabelledPrompts, second: LabelledPrompts) -> LabelledPr
     return LabelledPrompts(first.prompts + second.prompts, names, lengths)
 
 
-def extra_training_labels(job: TrainJob, split: PromptSplit, main_prompts: Sequence[str]) -> LabelledPrompts | None:
-    """A seeded sample of the extra prompts (of `job.extra_sources`) that fall in the TRAIN part and are not
-    near-duplicates of a main-bundle prompt (`NearDuplicateIndex`: copies in another layout would leak test
-    prompts)."""
-    if job.extra_prompts <= 0:
-        return None
+def load_extra_records(main_prompts: Sequence[str], sources: Sequence[str] | None = None) -> list[LengthRecord]:
+    """The extra set's rows (of `sources`; None: all), without the prompts that copy a main-bundle prompt in
+    another layout (`NearDuplicateIndex`): the two texts can fall in different split parts, and training on
+    one would leak the other."""
     records = load_jsonl(bundled_data_dir() / EXTRA_FILE)
-    if job.extra_sources is not None:
-        unknown = sorted(set(job.extra_sources) - {r.source for r in records})
+    if sources is not None:
+        unknown = sorted(set(sources) - {r.source for r in records})
         if unknown:
             raise ValueError(f"no extra source {', '.join(unknown)} in {EXTRA_FILE}; it has "
                              f"{', '.join(sorted({r.source for r in records}))}")
-        records = [r for r in records if r.source in job.extra_sources]
-    labels = group_by_prompt([r for r in records if split.part_of(r.prompt) == "train"], job.label_mode)
+        records = [r for r in records if r.source in sources]
     main = NearDuplicateIndex(main_prompts)
-    fresh = np.array([i for i, prompt in enumerate(labels.prompts) if prompt not in main], dtype=int)
-    log.info("extra prompts: %d in the train part, %d of them near-duplicates of main-bundle prompts, left out",
-             len(labels.prompts), len(labels.prompts) - len(fresh))
-    labels = labels.rows(fresh)
+    copies = {prompt for prompt in {r.prompt for r in records} if prompt in main}
+    log.info("extra set: %d rows; %d prompts that copy main-bundle prompts left out", len(records), len(copies))
+    return [r for r in records if r.prompt not in copies]
+
+
+def extra_training_labels(job: TrainJob, split: PromptSplit, main_prompts: Sequence[str]) -> LabelledPrompts | None:
+    """A seeded sample of the extra prompts (`load_extra_records`, of `job.extra_sources`) in the TRAIN part."""
+    if job.extra_prompts <= 0:
+        return None
+    records = load_extra_records(main_prompts, job.extra_sources)
+    labels = group_by_prompt([r for r in records if split.part_of(r.prompt) == "train"], job.label_mode)
     rng = np.random.default_rng(job.split_seed)
     keep = np.sort(rng.choice(len(labels.prompts), size=min(job.extra_prompts, len(labels.prompts)), replace=False))
     return labels.rows(keep)
