@@ -161,6 +161,7 @@ def test_score_drops_a_bom_and_scores_non_utf8_lines_with_replacement_characters
     (["--max-length", "513"], "at most 512"),
     (["--max-length", "1"], "Invalid value"),
     (["--pooling", "max"], "pooling"),
+    (["--truncation", "middle"], "--truncation 'middle': choose one of head, head-tail"),
     (["--encoder", "/no/such/encoder"], "never downloaded"),
 ])
 def test_train_rejects_bad_options_before_any_work(tmp_path, small_jsonl, args, message):
@@ -340,8 +341,27 @@ def test_train_init_from_continues_a_checkpoint_on_new_data_and_records_its_line
 @pytest.mark.parametrize("extra, message", [(["--loss", "pointwise"], "continue it with --loss margin"),
                                             (["--pooling", "cls"], "keeps the encoder, pooling, max length"),
                                             (["--max-length", "64"], "keeps the encoder, pooling, max length"),
-                                            (["--no-length-feature"], "max length and length feature of")])
+                                            (["--truncation", "head-tail"], "truncation and length feature of"),
+                                            (["--no-length-feature"], "truncation and length feature of")])
 def test_train_init_from_refuses_another_loss_or_architecture(tmp_path, small_jsonl, untrained_checkpoint, extra, message):
     result = runner.invoke(app, ["train", "--init-from", str(untrained_checkpoint), "--data", str(small_jsonl),
                                  "--freeze-encoder", "--head-epochs", "1", "--out", str(tmp_path / "x"), *extra])
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_train_head_tail_checkpoint_scores_what_a_long_prompt_asks_at_its_end(tmp_path, small_jsonl, trained):
+    out = tmp_path / "head-tail"
+    result = runner.invoke(app, ["train", "--data", str(small_jsonl), "--out", str(out), "--truncation", "head-tail",
+                                 "--freeze-encoder", "--head-epochs", "2"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["truncation"] == "head-tail"
+    assert json.loads((trained[0] / "config.json").read_text())["truncation"] == "head"
+    paste = "The minutes of the meeting follow. " * 60
+    asks = [paste + "Reply yes or no now.", paste + "Write a long essay!!"]  # equal lengths: the length feature agrees
+    assert len(asks[0]) == len(asks[1])
+
+    def scores(ckpt):
+        return [float(line) for line in runner.invoke(app, ["score", "--predictor", str(ckpt), *asks]).stdout.split()]
+
+    assert scores(trained[0])[0] == scores(trained[0])[1]
+    assert scores(out)[0] != scores(out)[1]

@@ -148,12 +148,15 @@ def load_predictor(path: Path | None):
         fail(str(err))
 
 
-def check_train_options(out: Path, encoder: str | None, max_length: int, pooling: str, label: str, lr: float) -> None:
+def check_train_options(out: Path, encoder: str | None, max_length: int, truncation: str, pooling: str, label: str,
+                        lr: float) -> None:
     """What `pars train` can check before it loads data or an encoder (TrainSettings checks the rest)."""
     from pars.data.labels import LABEL_MODES
-    from pars.predictor.model import POOLINGS
+    from pars.predictor.model import POOLINGS, TRUNCATIONS
 
     check_output_dir(out, "--out")
+    if truncation not in TRUNCATIONS:
+        fail(f"--truncation {truncation!r}: choose one of {', '.join(TRUNCATIONS)}")
     if pooling not in POOLINGS:
         fail(f"--pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
     if label not in LABEL_MODES:
@@ -162,21 +165,22 @@ def check_train_options(out: Path, encoder: str | None, max_length: int, pooling
     check_encoder(encoder, max_length)
 
 
-def check_continuation(init_from: Path, encoder: str | None, max_length: int, pooling: str,
+def check_continuation(init_from: Path, encoder: str | None, max_length: int, truncation: str, pooling: str,
                        length_feature: bool) -> None:
-    """`--init-from` brings its own encoder, pooling, max length and head inputs: another one given with it is
-    an error."""
+    """`--init-from` brings its own encoder, pooling, max length, truncation and head inputs: another one given
+    with it is an error."""
     from pars.jobs import TrainJob
 
     check_checkpoints([init_from])
     defaults = TrainJob()
     given = [f"--{name} {value}" for name, value, default in
              (("encoder", encoder, defaults.encoder), ("max-length", max_length, defaults.max_length),
-              ("pooling", pooling, defaults.pooling), ("length-feature", length_feature, defaults.length_feature))
+              ("truncation", truncation, defaults.truncation), ("pooling", pooling, defaults.pooling),
+              ("length-feature", length_feature, defaults.length_feature))
              if value != default]
     if given:
-        fail(f"{', '.join(given)}: a continued ranker keeps the encoder, pooling, max length and length feature "
-             f"of --init-from {init_from}")
+        fail(f"{', '.join(given)}: a continued ranker keeps the encoder, pooling, max length, truncation and "
+             f"length feature of --init-from {init_from}")
 
 
 @app.command("train")
@@ -192,6 +196,7 @@ def train_command(
     margin: Annotated[float, typer.Option(min=0.0, help="Margin of the ranking loss")] = 1.0,
     epochs: Annotated[int, typer.Option(min=0, help="Fine-tuning passes over the training prompts (after the linear probe)")] = 3,
     max_length: Annotated[int, typer.Option(min=2, help="Prompt tokens the encoder reads (at most its position embeddings: 512 for MiniLM)")] = 128,
+    truncation: Annotated[str, typer.Option(help="head: the encoder reads a longer prompt's first max-length tokens | head-tail: its first and last halves")] = "head",
     batch_size: Annotated[int, typer.Option(min=2, help="Prompts per step (all kept pairs among them are used; pairs need 2)")] = 32,
     lr: Annotated[Optional[float], typer.Option(help="Encoder learning rate [default: 1e-4; 2e-5 with --init-from]")] = None,
     seed: Annotated[int, typer.Option(help="Seed of initialisation and batch order")] = 0,
@@ -216,10 +221,10 @@ def train_command(
     if lr is None:
         lr = TrainSettings.lr if init_from is None else CONTINUATION_LR
     if init_from is None:
-        check_train_options(out, encoder, max_length, pooling, label, lr)
+        check_train_options(out, encoder, max_length, truncation, pooling, label, lr)
     else:
-        check_continuation(init_from, encoder, max_length, pooling, length_feature)
-        check_train_options(out, None, 2, "mean", label, lr)
+        check_continuation(init_from, encoder, max_length, truncation, pooling, length_feature)
+        check_train_options(out, None, 2, "head", "mean", label, lr)
     if threads:
         torch.set_num_threads(threads)
     try:
@@ -227,8 +232,8 @@ def train_command(
                                  lr=lr, seed=seed, freeze_encoder=freeze_encoder, head_epochs=head_epochs,
                                  batching=batching)
         job = TrainJob(data=str(data) if data else None, models=parse_models(models), label_mode=label,
-                       encoder=encoder, pooling=pooling, max_length=max_length, length_feature=length_feature,
-                       split_seed=split_seed,
+                       encoder=encoder, pooling=pooling, max_length=max_length, truncation=truncation,
+                       length_feature=length_feature, split_seed=split_seed,
                        extra_prompts=extra_prompts, extra_sources=parse_models(extra_sources), settings=settings,
                        init_from=str(init_from) if init_from else None)
         with progress_bar() as progress:

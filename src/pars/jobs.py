@@ -40,6 +40,7 @@ class TrainJob:
     encoder: str | None = None
     pooling: str = "mean"
     max_length: int = 128
+    truncation: str = "head"  # which max_length tokens of a longer prompt the encoder reads (TRUNCATIONS)
     length_feature: bool = True  # the head also reads the prompt's length (pars.predictor.model.length_feature)
     split_seed: int = 0
     extra_prompts: int = 0  # how many prompts of data/extra_lengths.jsonl.gz to mix in (0: none)
@@ -52,7 +53,7 @@ def starting_predictor(job: TrainJob, head_outputs: int) -> Predictor:
     """A fresh ranker, or the checkpoint `job.init_from` (fp32, for training) when its loss matches the job's."""
     if job.init_from is None:
         return Predictor.untrained(job.encoder, job.pooling, job.max_length, head_outputs, seed=job.settings.seed,
-                                   length_feature=job.length_feature)
+                                   length_feature=job.length_feature, truncation=job.truncation)
     predictor = Predictor.load(job.init_from, precision="fp32")
     parent_loss = predictor.config.training.get("loss", "margin")
     if parent_loss != job.settings.loss or predictor.config.head_outputs != head_outputs:

@@ -17,8 +17,8 @@ from pars.predictor.model import Predictor
 
 
 class EmbeddingCache:
-    """Pooled fp32 encoder vectors by (max_length, prompt text); with `path`, also a safetensors file of them
-    (keyed by a hash of max length and prompt) that is read on a miss and written back by `save`.
+    """Pooled fp32 encoder vectors by (what the encoder reads, prompt text); with `path`, also a safetensors file
+    of them (keyed by a hash of both) that is read on a miss and written back by `save`.
 
     Valid for ONE encoder's weights and pooling: share it only between predictors built from the same
     pretrained encoder, and never read it for an encoder that has since been fine-tuned (`disk_cache` names
@@ -26,7 +26,7 @@ class EmbeddingCache:
     """
 
     def __init__(self, path: Path | None = None) -> None:
-        self._vectors: dict[tuple[int, str], torch.Tensor] = {}
+        self._vectors: dict[tuple[str, str], torch.Tensor] = {}
         self.path = path
         self._stored: dict[str, torch.Tensor] = load_file(str(path)) if path is not None and path.is_file() else {}
         self.encoded = 0  # prompts this cache had to encode
@@ -38,7 +38,7 @@ class EmbeddingCache:
     def vectors(self, predictor: Predictor, prompts: Sequence[str]) -> torch.Tensor:
         """[prompts, hidden] in input order; only prompts not seen before (in memory or in the file) are
         encoded, in one `embed` call, so a fresh cache gives exactly the vectors `Predictor.embed` gives."""
-        keys = [(predictor.max_length, prompt) for prompt in prompts]
+        keys = [(predictor.reading, prompt) for prompt in prompts]
         vectors = torch.empty(len(keys), predictor.ranker.encoder.config.hidden_size)
         missing = []
         for i, key in enumerate(keys):
@@ -74,8 +74,8 @@ class EmbeddingCache:
         self._stored = tensors
 
 
-def _file_key(max_length: int, prompt: str) -> str:
-    return hashlib.sha256(f"{max_length}\x00{prompt}".encode()).hexdigest()
+def _file_key(reading: str, prompt: str) -> str:
+    return hashlib.sha256(f"{reading}\x00{prompt}".encode()).hexdigest()
 
 
 def encoder_fingerprint(predictor: Predictor) -> str:

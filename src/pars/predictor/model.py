@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 import pars
 from pars.data.splits import PromptSplit
@@ -27,6 +27,7 @@ from pars.predictor.encoders import resolve_encoder
 log = logging.getLogger(__name__)
 
 POOLINGS = ("mean", "cls")
+TRUNCATIONS = ("head", "head-tail")  # which max_length tokens the encoder reads of a longer prompt (`read_ids`)
 PRECISIONS = ("auto", "fp32", "bf16")
 BATCH_COST_TOKENS = 64  # the fixed cost of one encoder call, in padded tokens (MiniLM on one CPU core: 60-90)
 CONFIG_FILE = "config.json"
@@ -79,6 +80,7 @@ class PredictorConfig:
     encoder: str = "all-MiniLM-L6-v2"
     pooling: str = "mean"
     max_length: int = 128
+    truncation: str = "head"  # one of TRUNCATIONS; "head" for checkpoints saved before it existed
     head_outputs: int = 1  # 1: the score itself; K > 1: logits over length buckets (classify loss)
     length_feature: bool = False  # the head also reads the prompt's length (`length_feature`); off before it existed
     bucket_edges: list[float] = field(default_factory=list)  # token edges of the buckets when head_outputs > 1
@@ -116,6 +118,41 @@ def length_feature(prompts: Sequence[str]) -> torch.Tensor:
     """
     chars = torch.tensor([len(prompt) for prompt in prompts], dtype=torch.float32)
     return ((torch.log1p(chars) - LOG_CHARS_MEAN) / LOG_CHARS_STD).unsqueeze(1)
+
+
+def special_frame(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
+    """The special token ids the tokenizer puts before and after one sequence ([CLS] and [SEP] for BERT)."""
+    framed = tokenizer("a")["input_ids"]
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    start = next(i for i in range(len(framed)) if framed[i:i + len(plain)] == plain)
+    return framed[:start], framed[start + len(plain):]
+
+
+def read_ids(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], max_length: int,
+             truncation: str = "head") -> list[list[int]]:
+    """The token ids the encoder reads of each prompt, special tokens included: its first max_length, or with
+    "head-tail" the first and last halves of them, so a question that follows a pasted text is read too.
+
+    Only the first and last `MAX_READ_CHARS` characters are tokenised, whatever the prompt's size.
+    """
+    if truncation not in TRUNCATIONS:
+        raise ValueError(f"truncation must be one of {TRUNCATIONS}, got {truncation!r}")
+    heads = [prompt[:MAX_READ_CHARS] for prompt in prompts]
+    if truncation == "head":
+        return tokenizer(heads, truncation=True, max_length=max_length)["input_ids"]
+    prefix, suffix = special_frame(tokenizer)
+    budget = max(max_length - len(prefix) - len(suffix), 0)
+    head_ids = tokenizer(heads, add_special_tokens=False, verbose=False)["input_ids"]
+    cut = [i for i, prompt in enumerate(prompts) if len(prompt) > MAX_READ_CHARS]
+    tail_ids = dict(zip(cut, tokenizer([prompts[i][-MAX_READ_CHARS:] for i in cut], add_special_tokens=False,
+                                       verbose=False)["input_ids"] if cut else []))
+    rows = []
+    for i, row in enumerate(head_ids):
+        tail = tail_ids.get(i, row)
+        if i in tail_ids or len(row) > budget:
+            row = row[:budget // 2] + tail[len(tail) - (budget - budget // 2):]
+        rows.append(prefix + row + suffix)
+    return rows
 
 
 class LengthRanker(nn.Module):
@@ -257,22 +294,29 @@ class Predictor:
     def max_length(self) -> int:
         return self.config.max_length
 
+    @property
+    def reading(self) -> str:
+        """What the encoder reads of a prompt, as cached vectors are keyed: "128", or "128 head-tail"."""
+        if self.config.truncation == "head":
+            return str(self.config.max_length)
+        return f"{self.config.max_length} {self.config.truncation}"
+
     @classmethod
     def untrained(cls, encoder: str | None = None, pooling: str = "mean", max_length: int = 128,
-                  head_outputs: int = 1, seed: int = 0, length_feature: bool = False) -> "Predictor":
+                  head_outputs: int = 1, seed: int = 0, length_feature: bool = False,
+                  truncation: str = "head") -> "Predictor":
         """A real pretrained encoder with a freshly initialised head (the start of training)."""
         encoder_dir = resolve_encoder(encoder)
         torch.manual_seed(seed)
         tokenizer = AutoTokenizer.from_pretrained(encoder_dir, local_files_only=True)
         module = AutoModel.from_pretrained(encoder_dir, local_files_only=True)
         config = PredictorConfig(encoder=encoder or "all-MiniLM-L6-v2", pooling=pooling, max_length=max_length,
-                                 head_outputs=head_outputs, length_feature=length_feature)
+                                 truncation=truncation, head_outputs=head_outputs, length_feature=length_feature)
         return cls(config, tokenizer, LengthRanker(module, pooling, head_outputs, length_feature))
 
     def token_ids(self, prompts: Sequence[str]) -> list[list[int]]:
-        """The token ids the encoder reads of each prompt: its first max_length (of `MAX_READ_CHARS` characters)."""
-        return self.tokenizer([prompt[:MAX_READ_CHARS] for prompt in prompts], truncation=True,
-                              max_length=self.config.max_length)["input_ids"]
+        """The token ids the encoder reads of each prompt (`read_ids` with this checkpoint's settings)."""
+        return read_ids(self.tokenizer, prompts, self.config.max_length, self.config.truncation)
 
     def tokenize(self, prompts: list[str]) -> dict[str, torch.Tensor]:
         return self.tokenizer.pad({"input_ids": self.token_ids(prompts)}, return_tensors="pt")
