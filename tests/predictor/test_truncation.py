@@ -8,7 +8,7 @@ import torch
 
 from pars.predictor import Predictor
 from pars.predictor.embeddings import EmbeddingCache
-from pars.predictor.model import MAX_READ_CHARS, read_ids
+from pars.predictor.model import MAX_READ_CHARS, CheckpointError, read_ids
 
 PASTE = "the committee met on tuesday and discussed the budget . " * 40
 QUESTIONS = ["Summarise it in one line.", "Write a detailed essay of two thousand words about it."]
@@ -63,3 +63,11 @@ def test_a_checkpoint_keeps_its_truncation_and_one_saved_before_it_existed_reads
     del config["truncation"]
     (older / "config.json").write_text(json.dumps(config))
     assert Predictor.load(older, precision="fp32").config.truncation == "head"
+
+
+def test_a_checkpoint_with_an_unknown_truncation_fails_at_load_with_one_clear_error(head_tail, tmp_path):
+    directory = head_tail.save(tmp_path / "bad")
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**config, "truncation": "middle"}))
+    with pytest.raises(CheckpointError, match="unreadable config.*truncation must be one of"):
+        Predictor.load(directory, precision="fp32")

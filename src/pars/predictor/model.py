@@ -90,6 +90,10 @@ class PredictorConfig:
     score_quantiles: list[float] = field(default_factory=list)
     version: str = pars.__version__
 
+    def __post_init__(self) -> None:
+        if self.truncation not in TRUNCATIONS:  # checked here so a bad checkpoint fails at load, not at scoring
+            raise ValueError(f"truncation must be one of {TRUNCATIONS}, got {self.truncation!r}")
+
     @classmethod
     def read(cls, directory: str | Path) -> PredictorConfig:
         """A checkpoint's config.json alone, without its weights; `CheckpointError` if missing or unreadable."""
