@@ -7,6 +7,7 @@ Hugging Face config), `model.safetensors` and the tokenizer files. Never pickle.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -124,8 +125,10 @@ def length_feature(prompts: Sequence[str]) -> torch.Tensor:
     return ((torch.log1p(chars) - LOG_CHARS_MEAN) / LOG_CHARS_STD).unsqueeze(1)
 
 
+@functools.lru_cache(maxsize=8)
 def special_frame(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
-    """The special token ids the tokenizer puts before and after one sequence ([CLS] and [SEP] for BERT)."""
+    """The special token ids the tokenizer puts before and after one sequence ([CLS] and [SEP] for BERT); once
+    per tokenizer, not on every scoring call."""
     framed = tokenizer("a")["input_ids"]
     plain = tokenizer("a", add_special_tokens=False)["input_ids"]
     start = next(i for i in range(len(framed)) if framed[i:i + len(plain)] == plain)
