@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from pars.data.labels import group_by_prompt
+from pars.data.labels import LabelledPrompts, group_by_prompt
 from pars.jobs import concat_labels
 from pars.metrics import pairwise_accuracy
 from pars.predictor import Predictor
@@ -187,3 +187,21 @@ def test_by_source_training_uses_every_step_on_usable_pairs(gpt4_records):
     assert kept["by-source"] > kept["mixed"]
     with pytest.raises(ValueError, match="batching"):
         TrainSettings(batching="random")
+
+
+def test_fine_tuning_forward_encodes_length_sorted_parts_and_returns_the_batch_in_its_own_order(small_labels):
+    train_labels, val_labels = small_labels
+    predictor = Predictor.untrained(seed=0)
+    prompts = ["hi", "a " * 300, "short question?", "word " * 40] + train_labels.prompts[:4]
+    data = LabelledPrompts(prompts, ["consensus"], np.ones((len(prompts), 1)))
+    forward, _ = training.stage_inputs(predictor, Stage("fine_tune", 1, False), data, val_labels, EmbeddingCache())
+    idx = np.array([1, 0, 5, 3, 2, 7, 4, 6])
+    predictor.ranker.eval()  # no dropout: the parts must equal one padded batch up to float rounding
+    parted = forward(idx)
+    whole = predictor.ranker(**{k: v for k, v in predictor.tokenize([prompts[i] for i in idx]).items()
+                                if k in ("input_ids", "attention_mask")},
+                             prompt_lengths=training.length_feature([prompts[i] for i in idx]))
+    assert parted.shape == whole.shape == (len(idx), 1)
+    assert torch.allclose(parted, whole, atol=1e-5)
+    parted.sum().backward()
+    assert predictor.ranker.encoder.embeddings.word_embeddings.weight.grad is not None

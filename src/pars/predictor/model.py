@@ -92,8 +92,7 @@ class PredictorConfig:
     version: str = pars.__version__
 
     def __post_init__(self) -> None:
-        if self.truncation not in TRUNCATIONS:  # checked here so a bad checkpoint fails at load, not at scoring
-            raise ValueError(f"truncation must be one of {TRUNCATIONS}, got {self.truncation!r}")
+        check_truncation(self.truncation)  # here, so a bad checkpoint fails at load, not at its first scoring
 
     @classmethod
     def read(cls, directory: str | Path) -> PredictorConfig:
@@ -135,6 +134,12 @@ def special_frame(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[i
     return framed[:start], framed[start + len(plain):]
 
 
+def check_truncation(truncation: str) -> None:
+    """`ValueError` unless `truncation` is one of TRUNCATIONS."""
+    if truncation not in TRUNCATIONS:
+        raise ValueError(f"truncation must be one of {TRUNCATIONS}, got {truncation!r}")
+
+
 def read_ids(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], max_length: int,
              truncation: str = "head") -> list[list[int]]:
     """The token ids the encoder reads of each prompt, special tokens included: its first max_length, or with
@@ -142,8 +147,7 @@ def read_ids(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], max_len
 
     Only the first and last `MAX_READ_CHARS` characters are tokenised, whatever the prompt's size.
     """
-    if truncation not in TRUNCATIONS:
-        raise ValueError(f"truncation must be one of {TRUNCATIONS}, got {truncation!r}")
+    check_truncation(truncation)
     heads = [prompt[:MAX_READ_CHARS] for prompt in prompts]
     if truncation == "head":
         return tokenizer(heads, truncation=True, max_length=max_length)["input_ids"]
