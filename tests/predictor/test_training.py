@@ -198,9 +198,9 @@ def test_fine_tuning_forward_encodes_length_sorted_parts_and_returns_the_batch_i
     idx = np.array([1, 0, 5, 3, 2, 7, 4, 6])
     predictor.ranker.eval()  # no dropout: the parts must equal one padded batch up to float rounding
     parted = forward(idx)
-    whole = predictor.ranker(**{k: v for k, v in predictor.tokenize([prompts[i] for i in idx]).items()
-                                if k in ("input_ids", "attention_mask")},
-                             prompt_lengths=training.length_feature([prompts[i] for i in idx]))
+    ordered = [prompts[i] for i in idx]
+    batch = predictor.tokenize(ordered)  # one batch, padded to its longest prompt
+    whole = predictor.ranker(batch["input_ids"], batch["attention_mask"], training.length_feature(ordered))
     assert parted.shape == whole.shape == (len(idx), 1)
     assert torch.allclose(parted, whole, atol=1e-5)
     parted.sum().backward()
