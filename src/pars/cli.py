@@ -28,7 +28,9 @@ console = Console(stderr=True)
 REPORT_MODELS = ("gpt4_1106_preview", "Meta-Llama-3-70B-Instruct", "Mistral-7B-Instruct-v0.2", "vicuna-13b-v1.5",
                  "sky-t1-32b")
 
+DISTILL_EPOCHS = 6
 PredictorOption = Annotated[Optional[Path], typer.Option(help="Checkpoint directory [default: artifacts/predictor]")]
+ScorerOption = Annotated[str, typer.Option(help="auto: the distilled student inside --predictor when it holds one (PREDICTOR/student), else --predictor | student | teacher: --predictor itself")]
 
 
 @app.callback()
@@ -140,10 +142,10 @@ def parse_models(models: str) -> tuple[str, ...] | None:
 
 
 def load_predictor(path: Path | None):
-    from pars.predictor import CheckpointError, Predictor
+    from pars.predictor import CheckpointError, load_ranker
 
     try:
-        return Predictor.load(path or default_predictor_dir())
+        return load_ranker(path or default_predictor_dir())
     except CheckpointError as err:
         fail(str(err))
 
@@ -254,6 +256,51 @@ def train_command(
         print_evaluation(evaluate_predictor(predictor, parts["test"], threshold), "held-out test prompts")
     except ValueError as err:
         console.print(f"no held-out evaluation: {err}")
+
+
+@app.command("distill")
+def distill_command(
+    teacher: Annotated[Path, typer.Option(help="The fine-tuned ranker to distil")] = default_predictor_dir(),
+    out: Annotated[Optional[Path], typer.Option(help="Where to write the student [default: TEACHER/student]")] = None,
+    prompts: Annotated[Optional[list[Path]], typer.Option(help="More prompts to distil on: a JSONL file with a 'prompt' field (repeatable); no lengths needed")] = None,
+    max_prompts: Annotated[Optional[int], typer.Option(min=1, help="Distil on a seeded sample of this many training prompts [default: all]")] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the distillation prompts")] = DISTILL_EPOCHS,
+    seed: Annotated[int, typer.Option(help="Seed of the sample, initialisation and batch order")] = 0,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="torch CPU threads")] = None,
+) -> None:
+    """Distil the teacher into a static-embedding student that scores in microseconds (serve it with --predictor)."""
+    import torch
+
+    from pars.data import DataError
+    from pars.jobs import DistillJob, evaluate_predictor, run_distillation, test_records
+    from pars.predictor import CheckpointError
+    from pars.predictor.distillation import DistillSettings
+
+    out = out or teacher / "student"
+    check_checkpoints([teacher])
+    check_output_dir(out, "--out")
+    for path in prompts or []:
+        if not path.is_file():
+            fail(f"--prompts {path}: no such file")
+    if threads:
+        torch.set_num_threads(threads)
+    job = DistillJob(str(teacher), tuple(str(p) for p in prompts or ()), max_prompts,
+                     DistillSettings(epochs=epochs, seed=seed))
+    try:
+        with progress_bar() as progress:
+            task = progress.add_task("distilling", total=None, info="")
+
+            def on_progress(done: int, total: int, what: str) -> None:
+                progress.update(task, completed=done, total=total, description=what, info="")
+
+            student = run_distillation(job, out, on_progress)
+    except (DataError, CheckpointError, ValueError) as err:
+        fail(str(err))
+    training = student.config.training
+    console.print(f"student saved to {out}: {training['train_prompts']:,} prompts, teacher scoring "
+                  f"{training['teacher_scoring_seconds']} s, training {training['train_seconds']} s, validation tau vs "
+                  f"teacher {training['result']['epochs'][-1]['val_tau_vs_teacher']:.3f}")
+    print_evaluation(evaluate_predictor(student, test_records(student)), "held-out test prompts (student)")
 
 
 def print_evaluation(evaluation, title: str) -> None:
@@ -375,6 +422,7 @@ def serve_command(
     mode: Annotated[str, typer.Option(help="pars: front-end scores + the PARS scheduler class (aging, max wait); "
                                            "priority: front-end scores as vLLM priorities, stock scheduler")] = "pars",
     predictor: PredictorOption = None,
+    scorer: ScorerOption = "auto",
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 8000,
     max_num_seqs: Annotated[Optional[int], typer.Option(min=1, help="vLLM's running batch limit")] = None,
@@ -383,17 +431,33 @@ def serve_command(
 
     A `--additional-config` among the vLLM args is merged with PARS's: its `pars` keys win, and a
     `pars.predictor` other than --predictor is an error."""
-    from pars.integrations.vllm.serve import exec_server, serve_argv
+    from pars.integrations.vllm.serve import exec_server, serve_argv, split_additional_config
     from pars.predictor import CheckpointError
+    from pars.predictor.loading import serving_checkpoint
     from pars.predictor.model import check_checkpoint
 
     try:
         argv, env = serve_argv(model, policy, predictor, host, port, max_num_seqs, ctx.args, mode)
+        user_pars = split_additional_config(ctx.args)[0].get("pars", {})
+        if "PARS_PREDICTOR" in env and not (isinstance(user_pars, dict) and "predictor" in user_pars):
+            resolved = serving_checkpoint(env["PARS_PREDICTOR"], scorer)  # the student inside, by default
+            argv, env = serve_argv(model, policy, resolved, host, port, max_num_seqs, ctx.args, mode)
         if "PARS_PREDICTOR" in env:
             check_checkpoint(env["PARS_PREDICTOR"])
     except (ValueError, CheckpointError) as err:
         fail(str(err))
     exec_server(argv, env)
+
+
+def serving_directory(predictor: Path | None, scorer: str) -> Path:
+    """The checkpoint an HTTP service scores with (`serving_checkpoint`), or one error line."""
+    from pars.predictor import CheckpointError
+    from pars.predictor.loading import serving_checkpoint
+
+    try:
+        return serving_checkpoint(predictor or default_predictor_dir(), scorer)
+    except (CheckpointError, ValueError) as err:
+        fail(str(err))
 
 
 def front_end_scorer(directory: Path):  # noqa: ANN201 - pars.scoring.FrontEndScorer, imported lazily
@@ -413,6 +477,7 @@ def front_end_scorer(directory: Path):  # noqa: ANN201 - pars.scoring.FrontEndSc
 @app.command("score-server")
 def score_server_command(
     predictor: PredictorOption = None,
+    scorer: ScorerOption = "auto",
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 8200,
     max_body_bytes: Annotated[int, typer.Option(min=1, help="Larger request bodies are answered 413")] = 1 << 20,
@@ -423,7 +488,7 @@ def score_server_command(
 
     from pars.route.score_server import build_app
 
-    directory = predictor or default_predictor_dir()
+    directory = serving_directory(predictor, scorer)
     app_ = build_app(front_end_scorer(directory), max_body_bytes, max_batch_items)
     console.print(f"scoring with {directory} on http://{host}:{port}")
     uvicorn.run(app_, host=host, port=port, log_level="warning")
@@ -433,6 +498,7 @@ def score_server_command(
 def route_command(
     upstream: Annotated[str, typer.Option(help="Comma-separated base URLs of vLLM servers run with --scheduling-policy priority")],
     predictor: PredictorOption = None,
+    scorer: ScorerOption = "auto",
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 8100,
     balancer: Annotated[str, typer.Option(help="least-work | least-requests | round-robin")] = "least-work",
@@ -460,10 +526,10 @@ def route_command(
         fail(f"--log-prompts {log_prompts!r}: choose one of {', '.join(PROMPT_MODES)}")
     if log_lengths is not None:
         check_output_file(log_lengths, "--log-lengths")
-    directory = predictor or default_predictor_dir()
-    scorer = front_end_scorer(directory) if score else None
+    directory = serving_directory(predictor, scorer)
+    front_end = front_end_scorer(directory) if score else None
     quantiles = tuple(PredictorConfig.read(directory).score_quantiles) if score else ()
-    app_ = build_router_app(scorer, RouterSettings(upstreams, balancer, max_body_bytes, upstream_timeout_s,
+    app_ = build_router_app(front_end, RouterSettings(upstreams, balancer, max_body_bytes, upstream_timeout_s,
                                                    log_lengths=str(log_lengths) if log_lengths else None,
                                                    log_prompts=log_prompts, score_quantiles=quantiles))
     console.print(f"routing to {', '.join(upstreams)} ({balancer}{'' if score else ', not scoring'}) on http://{host}:{port}")
@@ -612,10 +678,11 @@ def parse_floats(text: Optional[str]) -> tuple[float, ...]:
 
 @bench_app.command("serve")
 def bench_serve_command(
-    policies: Annotated[Optional[str], typer.Option(help="Comma-separated: fcfs, pars, oracle, pointwise, listmle, classify, pars-priority (stock priority scheduling), pars-engine and pars-ahead (diagnostics) [default: fcfs,pars,oracle + baselines with checkpoints]")] = None,
+    policies: Annotated[Optional[str], typer.Option(help="Comma-separated: fcfs, pars, oracle, pointwise, listmle, classify, pars-teacher and pars-student (pars forced to one ranker; pars serves the student when --predictor holds one), pars-priority (stock priority scheduling), pars-engine and pars-ahead (diagnostics) [default: fcfs,pars,oracle + baselines with checkpoints]")] = None,
     rates: Annotated[Optional[str], typer.Option(help="Absolute arrival rates, req/s (overrides --loads)")] = None,
     loads: Annotated[str, typer.Option(help="Rates as fractions of the FCFS burst capacity")] = "0.5,0.7,0.85,0.95,1.1",
-    burst: Annotated[int, typer.Option(min=0, help="Requests in the burst run (0: none; then give --rates)")] = 80,
+    burst: Annotated[int, typer.Option(min=0, help="Requests in the burst run that measures FCFS's capacity (0: none; then give --rates)")] = 80,
+    extra_bursts: Annotated[Optional[str], typer.Option(help="Comma-separated sizes of more burst runs (e.g. 40)")] = None,
     trace: Annotated[Optional[str], typer.Option(help="azure-conv | azure-code | mooncake-conv instead of Poisson")] = None,
     requests: Annotated[int, typer.Option(min=1, help="Requests per rate run")] = 300,
     duration: Annotated[Optional[float], typer.Option(help="Seconds of arrivals per rate run (overrides --requests)")] = None,
@@ -630,6 +697,7 @@ def bench_serve_command(
     max_wait_s: Annotated[Optional[float], typer.Option(help="Starvation bound: hard maximum wait, s (> 0; inf: off)")] = None,
     fcfs_wait_factor: Annotated[Optional[float], typer.Option(min=1.0, help="Starvation bound: go first after waiting this many times the estimated FCFS wait")] = None,
     score_budget_ms: Annotated[Optional[float], typer.Option(min=0.0, help="Most an engine step waits for pending scores")] = None,
+    pin: Annotated[bool, typer.Option(help="Pin the engine core to its own CPU and the front end (requests, scoring) to the others, as on a GPU server")] = False,
     predictor: PredictorOption = None,
     seed: Annotated[int, typer.Option(help="Seed of prompt choice and arrivals")] = 0,
     quick: Annotated[bool, typer.Option(help="fcfs, pars, oracle only; burst 40 + one Poisson run at 0.95 load, 120 requests (a few minutes)")] = False,
@@ -641,6 +709,7 @@ def bench_serve_command(
     from pars.bench.serving import (BenchmarkError, EngineSettings, ensure_model, resolve_policies,
                                     run_serving_benchmark, split_of, workload_pool)
     from pars.data import DataError
+    from pars.predictor import CheckpointError
     from pars.bench.serving_report import SHORT_COLUMNS, settings_dict, table_cells, write_outputs
     from pars.bench.traces import TRACES
     from pars.bench.workload import QUICK_PLAN, ArrivalPlan
@@ -654,15 +723,16 @@ def bench_serve_command(
     try:
         specs = resolve_policies(policies.split(",") if policies else (["pars", "oracle"] if quick else None), predictor)
         check_checkpoints(s.predictor for s in specs if s.predictor is not None)
-        plan = ArrivalPlan(requests, burst, parse_floats(loads), parse_floats(rates), duration, trace, length_scale, seed)
+        plan = ArrivalPlan(requests, burst, parse_floats(loads), parse_floats(rates), duration, trace, length_scale, seed,
+                           tuple(int(n) for n in parse_floats(extra_bursts)))
         plan = replace(plan, **QUICK_PLAN) if quick else plan
         engine = EngineSettings(str(ensure_model(model or PROJECT_ROOT / "artifacts" / "tiny-model")), max_num_seqs,
                                 kv_cache_gib=kv_cache_gib, aging_rate=aging_rate, max_wait_s=max_wait_s,
-                                fcfs_wait_factor=fcfs_wait_factor, score_budget_ms=score_budget_ms)
+                                fcfs_wait_factor=fcfs_wait_factor, score_budget_ms=score_budget_ms, pin=pin)
         split = split_of(next((s.predictor for s in specs if s.name == "pars"), None))
         pool, target, prompts = workload_pool(data, target_model, split)
         result = run_serving_benchmark(engine, specs, plan, pool, repeats)
-    except (BenchmarkError, DataError, ValueError) as err:
+    except (BenchmarkError, CheckpointError, DataError, ValueError) as err:
         fail(str(err))
     rows = write_outputs(out, settings_dict(engine, plan, target, prompts, result, started), result)
     ordered = sorted(rows, key=lambda r: (r["repeat"], r["arrival"] != "burst", r["rate"] or 0.0))

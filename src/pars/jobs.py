@@ -23,7 +23,9 @@ from pars.data.splits import PromptSplit, normalise_prompt
 from pars.evaluation import Evaluation, bootstrap_tau_intervals, distinct_prompts, evaluate_scores, score_table
 from pars.paths import bundled_data_dir
 from pars.predictor.embeddings import EmbeddingCache
+from pars.predictor.distillation import DistillSettings, ProgressHook as DistillProgress, train_student
 from pars.predictor.model import Predictor
+from pars.predictor.student import StaticStudent
 from pars.predictor.training import ProgressHook, TrainResult, TrainSettings, train
 
 log = logging.getLogger(__name__)
@@ -201,3 +203,83 @@ def test_records(predictor: Predictor, data: str | None = None, label: str = "to
         return load_records(data, label=label)
     records = load_records(data or bundled_data_dir(), label=label)
     return predictor.config.split.partition(records)["test"]
+
+
+@dataclass(frozen=True)
+class DistillJob:
+    teacher: str
+    prompt_files: tuple[str, ...] = ()  # JSONL files with a "prompt" field, beside the bundled and extra prompts
+    max_prompts: int | None = None  # a seeded sample of the training prompts (None: all of them)
+    settings: DistillSettings = field(default_factory=DistillSettings)
+
+
+def distillation_prompts(job: DistillJob, split: PromptSplit) -> tuple[list[str], list[str]]:
+    """(training prompts, validation prompts), distinct by normalised text. Validation: the bundled prompts in
+    the VAL part of the teacher's split. Training: the bundled TRAIN part, the whole extra set and
+    `job.prompt_files`, less every prompt that copies a bundled prompt in another layout (`NearDuplicateIndex`):
+    no bundled validation or test prompt is distilled on, under any layout. The extra set's prompts carry no
+    test role (tau is measured on bundled test prompts only), so all of them teach the student."""
+    from pars.data.loaders import load_prompt_texts
+
+    bundled = distinct_prompts(load_records(bundled_data_dir()))
+    outside = [prompt for path in job.prompt_files for prompt in load_prompt_texts(path)]
+    if outside:
+        copies = NearDuplicateIndex(bundled)
+        outside = [prompt for prompt in outside if prompt not in copies]
+    extra = distinct_prompts(load_extra_records(bundled))
+    parts = {prompt: split.part_of(prompt) for prompt in bundled}
+    seen: set[str] = set()
+    train_prompts, val_prompts = [], []
+    for prompt in [*bundled, *extra, *outside]:
+        key = normalise_prompt(prompt)
+        if not key or key in seen:
+            continue
+        seen.add(key)
+        part = parts.get(prompt, "train")
+        if part == "train":
+            train_prompts.append(prompt)
+        elif part == "val":
+            val_prompts.append(prompt)
+    if job.max_prompts is not None and job.max_prompts < len(train_prompts):
+        keep = np.sort(np.random.default_rng(job.settings.seed).choice(len(train_prompts), job.max_prompts, replace=False))
+        train_prompts = [train_prompts[i] for i in keep]
+    return train_prompts, val_prompts
+
+
+def teacher_scores(teacher: Predictor, prompts: Sequence[str], on_progress: DistillProgress | None = None,
+                   chunk: int = 512) -> np.ndarray:
+    """The teacher's scores of `prompts`, in chunks so a progress bar moves."""
+    scores = np.empty(len(prompts), dtype=np.float32)
+    for start in range(0, len(prompts), chunk):
+        scores[start:start + chunk] = teacher.score(list(prompts[start:start + chunk]), batch_size=64)
+        if on_progress:
+            on_progress(min(start + chunk, len(prompts)), len(prompts), "teacher scores")
+    return scores
+
+
+def run_distillation(job: DistillJob, out: str | Path, on_progress: DistillProgress | None = None) -> StaticStudent:
+    """Score the distillation prompts with the teacher, train the student, save it to `out` with its score
+    quantiles on the validation prompts (what `pars route` reads)."""
+    teacher = Predictor.load(job.teacher)
+    started = time.perf_counter()
+    train_prompts, val_prompts = distillation_prompts(job, teacher.config.split)
+    log.info("distilling on %d prompts (%d validation)", len(train_prompts), len(val_prompts))
+    scores = teacher_scores(teacher, train_prompts, on_progress)
+    val_scores = teacher_scores(teacher, val_prompts)
+    scoring_s = time.perf_counter() - started
+    student, result = train_student(teacher, train_prompts, scores, val_prompts, val_scores, job.settings, on_progress)
+    student.config.score_quantiles = [float(q) for q in np.quantile(student.score(val_prompts),
+                                                                   np.linspace(0.0, 1.0, QUANTILE_POINTS))]
+    student.config.training.update({
+        "teacher": str(Path(job.teacher).resolve()),
+        "teacher_data_fingerprint": teacher.config.training.get("data_fingerprint"),
+        "prompt_files": list(job.prompt_files),
+        "train_prompts": len(train_prompts),
+        "val_prompts": len(val_prompts),
+        "teacher_scoring_seconds": round(scoring_s, 1),
+        "train_seconds": round(time.perf_counter() - started - scoring_s, 1),
+        "result": result.to_dict(),
+        "package_version": pars.__version__,
+    })
+    student.save(out)
+    return student

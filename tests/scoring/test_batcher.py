@@ -134,3 +134,15 @@ def test_close_returns_within_its_bound_while_a_slow_batch_runs_and_nothing_is_l
     release.set()  # the late batch finishes without raising on its already-resolved future
     time.sleep(0.05)
     assert running.result(0) == ScoreResult(None, "scorer_closed")
+
+
+def test_the_worker_thread_runs_nicer_than_the_thread_that_started_it():
+    import os
+
+    batcher = ScoringBatcher(lambda texts: [1.0] * len(texts), nice=5)
+    try:
+        assert batcher.submit("x").result(5).score == 1.0
+        mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        assert os.getpriority(os.PRIO_PROCESS, batcher.worker_id) == min(19, mine + 5)
+    finally:
+        batcher.close()

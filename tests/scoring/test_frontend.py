@@ -4,6 +4,8 @@ import asyncio
 import threading
 import time
 
+import pytest
+
 from pars.scoring import FrontEndScorer
 from pars.scoring.text import CHAT_COMPLETIONS, COMPLETIONS
 
@@ -78,3 +80,38 @@ def test_unreadable_requests_are_counted_without_reaching_the_predictor():
     scorer, result = asyncio.run(main())
     assert result.reason == "no_user_text" and not called
     assert scorer.counters.fallback["no_user_text"] == 1
+
+
+def test_a_distilled_student_scores_inline_at_once_with_no_worker_thread(student_dir):
+    from pars.predictor import load_ranker
+    from pars.scheduling import SchedulerSettings
+
+    async def main():
+        scorer = FrontEndScorer.for_checkpoint(student_dir, SchedulerSettings())
+        results = await asyncio.gather(*(scorer.score(COMPLETIONS, {"prompt": p}) for p in ("hi there", "write a poem")))
+        scorer.close()
+        return scorer, results
+
+    scorer, results = asyncio.run(main())
+    assert scorer.inline and scorer.batcher is None and scorer.is_alive()
+    expected = load_ranker(student_dir).score(["hi there", "write a poem"])
+    assert [r.score for r in results] == pytest.approx([float(s) for s in expected], rel=1e-5)
+    assert scorer.counters.sized == 2
+
+
+def test_an_inline_predictor_that_raises_or_returns_nan_falls_back_and_is_counted():
+    answers = iter([RuntimeError("boom"), float("nan")])
+
+    def faulty(texts):  # an injected fault: first raises, then returns NaN
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return [answer] * len(texts)
+
+    async def main():
+        scorer = FrontEndScorer(faulty, inline=True)
+        return scorer, [await scorer.score(COMPLETIONS, {"prompt": "x"}) for _ in range(2)]
+
+    scorer, results = asyncio.run(main())
+    assert [r.reason for r in results] == ["predictor_error", "predictor_error"]
+    assert scorer.counters.fallback["predictor_error"] == 2

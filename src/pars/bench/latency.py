@@ -89,3 +89,31 @@ def captured_reduction(fcfs: float, policy: float, oracle: float, min_gain: floa
     """
     gap = fcfs - oracle
     return (fcfs - policy) / gap if gap >= min_gain * fcfs and gap > 0 else float("nan")
+
+
+def saturated_rps(timings: Sequence[RequestTiming], slots: int) -> float:
+    """Requests/s of a burst while the engine's batch was full: completions until only `slots` requests
+    were left, over the time they took. The last `slots` completions drain a batch that is no longer full;
+    how long that takes depends on where the longest requests fell, not on the engine's speed (n / makespan
+    counts it, and moved the load axis between repeats)."""
+    finishes = sorted(t.finish_s for t in timings)
+    start = min(t.arrival_s for t in timings)
+    counted = len(finishes) - slots
+    if counted < slots or finishes[counted - 1] <= start:
+        return len(finishes) / (finishes[-1] - start) if finishes[-1] > start else float("nan")
+    return counted / (finishes[counted - 1] - start)
+
+
+def goodput_rps(rates: Sequence[float], p90s: Sequence[float], slo_s: float) -> float:
+    """The highest arrival rate at which P90 latency stays within `slo_s`, linearly interpolated between the
+    measured rates (sorted by rate): the first crossing counts. Below the lowest rate or above the highest it
+    is that rate (0.0 when even the lowest misses); NaN without rates."""
+    pairs = sorted(zip(rates, p90s))
+    if not pairs:
+        return float("nan")
+    if pairs[0][1] > slo_s:
+        return 0.0
+    for (r0, p0), (r1, p1) in zip(pairs, pairs[1:]):
+        if p1 > slo_s:
+            return r0 + (r1 - r0) * (slo_s - p0) / (p1 - p0)
+    return pairs[-1][0]

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pars.bench.latency import LatencySummary, RequestTiming, summarise
+from pars.bench.latency import LatencySummary, RequestTiming, saturated_rps, summarise
+from pars.bench.pinning import affinity_restored, pin_now, split_cpus
 from pars.bench.traces import load_trace
 from pars.bench.workload import (ArrivalPlan, PoolPrompt, Workload, WorkloadRequest, length_hints, prompt_pool,
                                  scale_length)
@@ -68,6 +69,7 @@ class EngineSettings:
     # OMP_NUM_THREADS of the engine processes, the same for every policy: unpinned, OpenMP threads on 2
     # oversubscribed cores made step times swing by 50x between engines (see docs/vllm.md).
     omp_threads: int = 1
+    pin: bool = False  # the engine core on its own CPU, the front end on the others (`pars.bench.pinning`)
 
     def engine_args(self, policy: str, predictor_dir: Path | None, scoring: str = "front") -> Any:  # noqa: ANN401
         """AsyncEngineArgs. Eager mode skips a long compile at start; prefix caching off so runs do not depend
@@ -117,7 +119,7 @@ class PolicyRecord:
 class BenchmarkResult:
     runs: list[RunResult] = field(default_factory=list)
     policies: list[PolicyRecord] = field(default_factory=list)
-    capacity_rps: float | None = None  # of the run in progress
+    capacity_rps: float | None = None  # of the run in progress: FCFS's first burst while its batch was full
     capacities_rps: list[float | None] = field(default_factory=list)  # one per repeat
 
 
@@ -220,13 +222,17 @@ WorkloadsFor = Callable[[float | None], list[tuple[Workload, float | None]]]
 
 
 async def _run_policy(settings: EngineSettings, spec: PolicySpec, burst: Workload | None,
-                      rate_workloads: WorkloadsFor, result: BenchmarkResult) -> PolicyRecord:
+                      rate_workloads: WorkloadsFor, result: BenchmarkResult,
+                      cpus: tuple[set[int], set[int]] | None = None) -> PolicyRecord:
+    """One fresh engine for `spec`: warm-up, the burst, the rate runs. `cpus`: (front end, engine) to pin to."""
     from vllm.v1.engine.async_llm import AsyncLLM
 
     record = PolicyRecord(spec.name, str(spec.predictor) if spec.predictor else None, loadavg_before=os.getloadavg())
     started = time.monotonic()
     engine = AsyncLLM.from_engine_args(settings.engine_args(spec.engine_policy or spec.name, spec.predictor,
                                                             spec.scoring))
+    if cpus is not None:
+        pin_now(*cpus)
     front_end = front_end_for(spec)
     try:
         record.start_s = time.monotonic() - started
@@ -237,7 +243,7 @@ async def _run_policy(settings: EngineSettings, spec: PolicySpec, burst: Workloa
             run = await _measure(engine, spec, burst, None, front_end)
             result.runs.append(run)
             if calibrating:
-                result.capacity_rps = run.summary.throughput_rps
+                result.capacity_rps = saturated_rps(run.timings, settings.max_num_seqs)
         for workload, load in rate_workloads(result.capacity_rps):
             result.runs.append(await _measure(engine, spec, workload, load, front_end))
     finally:
@@ -262,9 +268,10 @@ def run_benchmark(settings: EngineSettings, policies: Sequence[PolicySpec], burs
     if not policies or policies[0].name != "fcfs":
         raise ValueError("the policy list must start with fcfs (it calibrates the rates)")
     result = BenchmarkResult()
-    with engine_environment(settings):
+    with engine_environment(settings), affinity_restored():
+        cpus = split_cpus() if settings.pin else None
         for spec in policies:
-            result.policies.append(asyncio.run(_run_policy(settings, spec, burst, rate_workloads, result)))
+            result.policies.append(asyncio.run(_run_policy(settings, spec, burst, rate_workloads, result, cpus)))
     return result
 
 
@@ -360,27 +367,37 @@ SCORING_VARIANTS = {"pars-engine": "engine", "pars-priority": "priority"}
 
 
 def scored_ahead_hints(predictor_dir: Path, pool: Sequence[PoolPrompt]) -> dict[str, int]:
-    from pars.predictor import Predictor
+    from pars.predictor import load_ranker
 
-    scores = Predictor.load(predictor_dir).score([p.prompt for p in pool])
+    scores = load_ranker(predictor_dir).score([p.prompt for p in pool])
     return length_hints(pool, scores)
+
+
+# Which ranker a PARS policy scores with, from the checkpoint given (`serving_checkpoint`): "pars" what
+# `pars serve` serves by default (the student inside the teacher's checkpoint, when there is one).
+SCORER_VARIANTS = {"pars-teacher": "teacher", "pars-student": "student"}
 
 
 def resolve_policies(names: Sequence[str] | None, predictor: Path | None) -> list[PolicySpec]:
     """fcfs first (it calibrates the rates), then the rest; by default fcfs, pars, oracle and every
     baseline whose checkpoint exists. A predicted policy without a checkpoint raises ValueError."""
+    from pars.predictor.loading import serving_checkpoint
+
     if names is None:
         names = ["pars", "oracle"] + [b for b in BASELINES if (get_policy(b).default_predictor_dir() / "config.json").exists()]
     ordered = ["fcfs"] + [n for n in dict.fromkeys(names) if n != "fcfs"]
     specs = []
     for name in ordered:
-        policy = get_policy("pars" if name == SCORED_AHEAD or name in SCORING_VARIANTS else name)
+        variant = name == SCORED_AHEAD or name in SCORING_VARIANTS or name in SCORER_VARIANTS
+        policy = get_policy("pars" if variant else name)
         directory = None
         if policy.uses_predictor:
             directory = predictor if policy.name == "pars" and predictor else policy.default_predictor_dir()
             if not (directory / "config.json").exists():
                 raise ValueError(f"policy {name} needs a predictor checkpoint at {directory}; train one with "
                                  f"`pars train --out {directory}` or pass --predictor")
+            scorer = "teacher" if name == SCORED_AHEAD else SCORER_VARIANTS.get(name, "auto")
+            directory = serving_checkpoint(directory, scorer) if policy.name == "pars" else directory
         specs.append(PolicySpec(name, directory, "oracle" if name == SCORED_AHEAD else policy.name,
                                 scoring=SCORING_VARIANTS.get(name, "front")))
     return specs

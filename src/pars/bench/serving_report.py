@@ -16,7 +16,7 @@ from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
-from pars.bench.latency import captured_reduction, ratio
+from pars.bench.latency import captured_reduction, goodput_rps, ratio
 from pars.bench.serving import BenchmarkResult, EngineSettings, RunResult
 from pars.bench.workload import ArrivalPlan
 
@@ -90,7 +90,8 @@ def write_outputs(out: Path, settings: dict, result: BenchmarkResult) -> list[di
     out.mkdir(parents=True, exist_ok=True)
     rows = run_rows(result)
     (out / "summary.json").write_text(json.dumps({"settings": settings, "runs": [nan_to_none(r) for r in rows],
-                                                  "spread": [nan_to_none(r) for r in spread_rows(rows)]},
+                                                  "spread": [nan_to_none(r) for r in spread_rows(rows)],
+                                                  "goodput": [nan_to_none(r) for r in goodput_rows(rows)]},
                                                  indent=2, allow_nan=False) + "\n")
     with (out / "requests.jsonl").open("w") as handle:
         for run in result.runs:
@@ -126,6 +127,30 @@ def spread_rows(rows: Sequence[dict]) -> list[dict]:
                              if values else None)
         spread.append(entry)
     return spread
+
+
+GOODPUT_SLO_FACTOR = 5.0  # the SLO on P90 end-to-end latency: this many times FCFS's mean at the lowest load
+
+
+def goodput_rows(rows: Sequence[dict]) -> list[dict]:
+    """Per repeat and policy: the highest Poisson rate whose P90 e2e latency stays within the SLO
+    (GOODPUT_SLO_FACTOR x FCFS's mean e2e at the lowest rate of that repeat, a nearly unloaded engine),
+    interpolated between measured rates, and its ratio to FCFS's."""
+    poisson = [r for r in rows if r["arrival"] == "poisson"]
+    out = []
+    for repeat in sorted({r["repeat"] for r in poisson}):
+        runs = [r for r in poisson if r["repeat"] == repeat]
+        fcfs = sorted((r for r in runs if r["policy"] == "fcfs"), key=lambda r: r["rate"])
+        if not fcfs:
+            continue
+        slo = GOODPUT_SLO_FACTOR * fcfs[0]["mean_e2e_s"]
+        goodput = {policy: goodput_rps([r["rate"] for r in runs if r["policy"] == policy],
+                                       [r["p90_e2e_s"] for r in runs if r["policy"] == policy], slo)
+                   for policy in dict.fromkeys(r["policy"] for r in runs)}
+        for policy, value in goodput.items():
+            out.append({"repeat": repeat, "policy": policy, "slo_p90_s": slo, "goodput_rps": value,
+                        "goodput_vs_fcfs": ratio(value, goodput["fcfs"])})
+    return out
 
 
 def spread_cell(value: dict | None) -> str:
@@ -197,12 +222,14 @@ def markdown(settings: dict, rows: Sequence[dict]) -> str:
         f"- model `{engine['model']}`, max_num_seqs {engine['max_num_seqs']}, max_model_len "
         f"{engine['max_model_len']}, KV cache {engine['kv_cache_gib']} GiB (VLLM_CPU_KVCACHE_SPACE), "
         f"OMP_NUM_THREADS {engine['omp_threads']}, eager, "
+        f"{'engine core pinned to its own CPU, front end to the others' if engine.get('pin') else 'unpinned'}, "
         f"prefix caching off; ranked policies: aging_rate {_or_default(engine['aging_rate'])}, max_wait_s "
         f"{_or_default(engine['max_wait_s'])}, fcfs_wait_factor {_or_default(engine.get('fcfs_wait_factor'))}, score budget_ms {_or_default(engine['score_budget_ms'])}",
         f"- prompts: {settings['prompts']}; lengths of `{settings['target_model']}` as max_tokens with "
         f"ignore_eos; **length scale {plan['length_scale']}**",
         f"- arrivals: burst {plan['burst']}, {'trace ' + plan['trace'] if plan['trace'] else 'Poisson'}; "
-        f"FCFS burst capacity {', '.join(fmt(c) for c in settings['capacity_rps'])} req/s (one per repeat); "
+        f"{', '.join(str(n) for n in plan.get('extra_bursts', []))} more; FCFS burst capacity "
+        f"{', '.join(fmt(c) for c in settings['capacity_rps'])} req/s (one per repeat, while its batch was full); "
         f"seed {plan['seed']}",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['versions']}",
     ]
@@ -224,6 +251,14 @@ def markdown(settings: dict, rows: Sequence[dict]) -> str:
             workload = "burst" if row["arrival"] == "burst" else f"{row['trace'] or 'poisson'} load {fmt(row['load'])}"
             lines.append(f"| {row['policy']} | {workload} | {row['n']} | "
                          + " | ".join(spread_cell(row[m]) for m in SPREAD_METRICS) + " |")
+        lines.append("")
+    goodput = goodput_rows(rows)
+    if goodput:
+        lines += [f"## Goodput: highest Poisson rate with P90 e2e within {GOODPUT_SLO_FACTOR:g}x FCFS's mean at the "
+                  "lowest rate (interpolated)", "", "| repeat | policy | SLO P90 s | goodput req/s | goodput / FCFS |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {g['repeat']} | {g['policy']} | {fmt(g['slo_p90_s'])} | {fmt(g['goodput_rps'])} | "
+                  f"{fmt(g['goodput_vs_fcfs'])} |" for g in goodput]
         lines.append("")
     return "\n".join(lines)
 

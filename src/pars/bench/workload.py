@@ -140,12 +140,15 @@ class ArrivalPlan:
     trace: str | None = None  # None: Poisson arrivals
     length_scale: float = 1.0
     seed: int = 0
+    extra_bursts: tuple[int, ...] = ()  # more burst runs of these sizes (the first burst alone sets the capacity)
 
     def __post_init__(self) -> None:
         if self.burst <= 0 and not self.rates:
             raise ValueError("without a burst run there is no capacity to scale loads by: give absolute rates")
         if any(x <= 0 for x in self.loads + self.rates):
             raise ValueError("rates and loads must be > 0")
+        if any(n < 1 for n in self.extra_bursts):
+            raise ValueError("extra bursts must have at least one request")
 
     def burst_workload(self, pool: Sequence[PoolPrompt]) -> Workload | None:
         if self.burst <= 0:
@@ -154,14 +157,17 @@ class ArrivalPlan:
 
     def rate_workloads(self, pool: Sequence[PoolPrompt], capacity_rps: float | None,
                        trace_times: np.ndarray | None = None) -> list[tuple[Workload, float | None]]:
-        """(workload, load) per rate, lowest rate first; load is None when the capacity is unknown."""
+        """(workload, load): the extra bursts (load None), then one per rate, lowest rate first; load is None
+        when the capacity is unknown."""
         if self.rates:
             pairs = [(rate, rate / capacity_rps if capacity_rps else None) for rate in self.rates]
         else:
             if not capacity_rps:
                 raise ValueError("loads need the FCFS burst capacity; none was measured")
             pairs = [(load * capacity_rps, load) for load in self.loads]
-        workloads = []
+        workloads: list[tuple[Workload, float | None]] = [
+            (build_workload(pool, burst_arrivals(n), "burst", None, self.length_scale, self.seed), None)
+            for n in self.extra_bursts]
         for k, (rate, load) in enumerate(sorted(pairs)):
             n = max(2, round(rate * self.duration_s)) if self.duration_s else self.requests
             if self.trace is None:

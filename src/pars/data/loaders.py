@@ -112,6 +112,25 @@ def load_jsonl(path: str | Path, skip_bad: bool = False) -> list[LengthRecord]:
     return records
 
 
+def load_prompt_texts(path: str | Path) -> list[str]:
+    """The `"prompt"` strings of a JSONL file (plain or .gz; other fields ignored, no length needed): prompts to
+    distil a student on. A row that is not an object with a string prompt raises `DataError` naming its line."""
+    path = Path(path)
+    prompts: list[str] = []
+    with _open_binary(path) as handle:
+        for line_no, line in _numbered_lines(path, handle):
+            try:
+                row = json.loads(line)
+            except ValueError as err:
+                raise DataError(f"{path}:{line_no}: invalid JSON ({getattr(err, 'msg', err)})") from None
+            if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
+                raise DataError(f"{path}:{line_no}: expected a JSON object with a string 'prompt'")
+            prompts.append(row["prompt"])
+    if not prompts:
+        raise DataError(f"{path}: no prompts")
+    return prompts
+
+
 def _read_prompts(path: Path) -> dict[str, dict]:
     prompts = {}
     with _open_binary(path) as handle:

@@ -1,7 +1,9 @@
-"""The length ranker: encoder + head, losses, training loop, checkpoint I/O and scoring."""
+"""The length ranker: encoder + head, losses, training loop, checkpoint I/O and scoring; the distilled student."""
 
 from pars.predictor.encoders import DEFAULT_ENCODER, EncoderNotFound, resolve_encoder
+from pars.predictor.loading import Ranker, load_ranker
 from pars.predictor.model import CheckpointError, LengthRanker, Predictor, PredictorConfig
+from pars.predictor.student import StaticStudent
 
 __all__ = [
     "DEFAULT_ENCODER",
@@ -11,4 +13,7 @@ __all__ = [
     "LengthRanker",
     "Predictor",
     "PredictorConfig",
+    "Ranker",
+    "StaticStudent",
+    "load_ranker",
 ]

@@ -50,24 +50,31 @@ class CheckpointError(RuntimeError):
 CHECKPOINT_HINT = "train one with `pars train --out DIR` (or `make demo`) or pass --predictor DIR"
 
 
-def check_checkpoint(directory: str | Path) -> Path:
-    """The directory, if it holds a checkpoint's files; else `CheckpointError`.
+KINDS = ("encoder", "static")  # a fine-tuned encoder (`pars train`) or a distilled student (`pars distill`)
+# the files each kind of checkpoint holds, besides config.json
+KIND_FILES = {"encoder": (ENCODER_CONFIG_FILE, WEIGHTS_FILE), "static": ("vocabulary.json", WEIGHTS_FILE)}
 
-    Cheap (milliseconds): the two JSON files are parsed and the weights' header is read, no weights, so commands
+
+def check_checkpoint(directory: str | Path) -> Path:
+    """The directory, if it holds a checkpoint's files for its kind; else `CheckpointError`.
+
+    Cheap (milliseconds): the JSON files are parsed and the weights' header is read, no weights, so commands
     that hand the checkpoint to a server or a long benchmark fail before that work, not inside it.
     """
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"no predictor checkpoint at {directory}: {CHECKPOINT_HINT}")
-    for name in (CONFIG_FILE, ENCODER_CONFIG_FILE, WEIGHTS_FILE):
+    config = _read_json_object(directory, CONFIG_FILE)
+    kind = config.get("kind", "encoder")
+    if kind not in KINDS:
+        raise CheckpointError(f"checkpoint at {directory} is of unknown kind {kind!r} (known: {', '.join(KINDS)}): "
+                              f"{CHECKPOINT_HINT}")
+    for name in KIND_FILES[kind]:
         if not (directory / name).is_file():
             raise CheckpointError(f"checkpoint at {directory} has no {name}: {CHECKPOINT_HINT}")
-    for name in (CONFIG_FILE, ENCODER_CONFIG_FILE):
-        try:
-            if not isinstance(json.loads((directory / name).read_text(encoding="utf-8")), dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            raise CheckpointError(f"checkpoint at {directory} has an unreadable {name} ({err}): {CHECKPOINT_HINT}") from err
+    for name in KIND_FILES[kind]:
+        if name.endswith(".json"):
+            _read_json_object(directory, name)
     try:
         with safe_open(str(directory / WEIGHTS_FILE), "pt"):
             pass
@@ -76,8 +83,21 @@ def check_checkpoint(directory: str | Path) -> Path:
     return directory
 
 
+def _read_json_object(directory: Path, name: str) -> dict:
+    if not (directory / name).is_file():
+        raise CheckpointError(f"checkpoint at {directory} has no {name}: {CHECKPOINT_HINT}")
+    try:
+        value = json.loads((directory / name).read_text(encoding="utf-8"))
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise CheckpointError(f"checkpoint at {directory} has an unreadable {name} ({err}): {CHECKPOINT_HINT}") from err
+    return value
+
+
 @dataclass
 class PredictorConfig:
+    kind: str = "encoder"  # one of KINDS; "encoder" for checkpoints saved before students existed
     encoder: str = "all-MiniLM-L6-v2"
     pooling: str = "mean"
     max_length: int = 128
@@ -92,6 +112,8 @@ class PredictorConfig:
     version: str = pars.__version__
 
     def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
         check_truncation(self.truncation)  # here, so a bad checkpoint fails at load, not at its first scoring
 
     @classmethod
@@ -407,6 +429,9 @@ class Predictor:
         precision = resolve_precision(precision)  # a typo fails before the slow part
         directory = check_checkpoint(directory)
         config = PredictorConfig.read(directory)
+        if config.kind != "encoder":
+            raise CheckpointError(f"checkpoint at {directory} is a distilled student, not a fine-tuned encoder: "
+                                  f"give the teacher's checkpoint (the directory above it)")
         try:
             encoder_config = AutoConfig.for_model(**json.loads((directory / ENCODER_CONFIG_FILE).read_text()))
         except (json.JSONDecodeError, TypeError, ValueError, KeyError) as err:

@@ -89,7 +89,7 @@ def build_app(scorer: FrontEndScorer, max_body_bytes: int = MAX_BODY_BYTES,
         return JSONResponse({"results": list(results)})
 
     async def health(_: Request) -> Response:
-        alive = scorer.batcher.is_alive()
+        alive = scorer.is_alive()
         return Response("ok" if alive else "scorer down", status_code=200 if alive else 503, media_type="text/plain")
 
     async def prometheus(_: Request) -> Response:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
@@ -26,6 +27,21 @@ logger = logging.getLogger(__name__)
 ScoreFn = Callable[[list[str]], Sequence[float]]
 T = TypeVar("T")
 MAX_RESTARTS = 3
+# The worker runs this much nicer than the thread that started it: on a host where the scorer shares cores
+# with the engine or the server's event loop, a batch of scoring yields to them instead of competing.
+WORKER_NICE = 10
+
+
+def lower_thread_priority(increment: int) -> None:
+    """Make the CALLING thread `increment` nicer (Linux: a thread is a task with its own nice value). Raising
+    one's own nice needs no privilege; elsewhere, or if refused, the thread keeps its priority (logged)."""
+    if increment <= 0 or not hasattr(os, "setpriority"):
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+    except OSError as err:
+        logger.warning("could not lower the scorer thread's priority (%s); it runs at the caller's", err)
 
 
 class ScoreResult(NamedTuple):
@@ -58,13 +74,14 @@ class ScoringBatcher(Generic[T]):
     """Scores items of type T (prompt text, or token ids with a decoding `to_text`) in micro-batches."""
 
     def __init__(self, score: ScoreFn, to_text: Callable[[T], str] = str, max_batch: int = 8,
-                 max_queued: int = 256) -> None:
+                 max_queued: int = 256, nice: int = WORKER_NICE) -> None:
         if max_batch < 1 or max_queued < 1:
             raise ValueError(f"max_batch and max_queued must be >= 1, got {max_batch} and {max_queued}")
         self.score = score
         self.to_text = to_text
         self.max_batch = max_batch
         self.max_queued = max_queued
+        self.nice = nice
         self.prompts_scored = 0
         self.abandoned = 0  # cancelled before their batch ran: never scored
         self.restarts = 0
@@ -91,6 +108,11 @@ class ScoringBatcher(Generic[T]):
     def is_alive(self) -> bool:
         return self._thread.is_alive()
 
+    @property
+    def worker_id(self) -> int | None:
+        """The worker thread's native id (for its nice value), None before it started."""
+        return self._thread.native_id
+
     def close(self, timeout_s: float = 2.0) -> None:
         """Stop within `timeout_s`: queued items and a batch still running then fall back as `scorer_closed`."""
         with self._cond:
@@ -116,6 +138,7 @@ class ScoringBatcher(Generic[T]):
         return thread
 
     def _run(self) -> None:
+        lower_thread_priority(self.nice)
         try:
             self._serve()
         except BaseException:  # noqa: BLE001 - whatever killed the worker, its callers must get an answer
@@ -149,34 +172,37 @@ class ScoringBatcher(Generic[T]):
                 self._in_flight = [future for _, future in live]
             self.abandoned += len(batch) - len(live)
             if live:
-                for future, result in zip(self._in_flight, self._score_batch([item for item, _ in live])):
+                results = score_items(self.score, self.to_text, [item for item, _ in live])
+                self.prompts_scored += sum(result.score is not None for result in results)
+                for future, result in zip(self._in_flight, results):
                     settle(future, result)
             self._in_flight = []
 
-    def _score_batch(self, items: list[T]) -> list[ScoreResult]:
-        results: list[ScoreResult | None] = [None] * len(items)
-        texts: list[tuple[int, str]] = []
-        for i, item in enumerate(items):
-            try:
-                text = self.to_text(item)
-            except Exception:  # noqa: BLE001 - any decoding failure means "cannot score this prompt"
-                logger.debug("cannot turn item %d into text", i, exc_info=True)
-                results[i] = ScoreResult.fallback("undecodable")
-                continue
-            if text.strip():
-                texts.append((i, text))
-            else:
-                results[i] = ScoreResult.fallback("empty_prompt")
-        if texts:
-            try:
-                scores = [float(s) for s in self.score([text for _, text in texts])]
-                if len(scores) != len(texts):
-                    raise ValueError(f"predictor returned {len(scores)} scores for {len(texts)} prompts")
-            except Exception:  # noqa: BLE001 - a failing predictor must not take its caller down
-                logger.exception("predictor failed on a batch of %d prompts; they fall back", len(texts))
-                scores = [math.nan] * len(texts)
-            else:
-                self.prompts_scored += len(texts)
-            for (i, _), score in zip(texts, scores):
-                results[i] = ScoreResult(score) if math.isfinite(score) else ScoreResult.fallback("predictor_error")
-        return [r for r in results if r is not None]
+
+def score_items(score: ScoreFn, to_text: Callable[[T], str], items: Sequence[T]) -> list[ScoreResult]:
+    """One result per item, in order: its score, or why it falls back ("undecodable", "empty_prompt",
+    "predictor_error" when the predictor raises, returns the wrong count or a non-finite score). Never raises."""
+    results: list[ScoreResult | None] = [None] * len(items)
+    texts: list[tuple[int, str]] = []
+    for i, item in enumerate(items):
+        try:
+            text = to_text(item)
+        except Exception:  # noqa: BLE001 - any decoding failure means "cannot score this prompt"
+            logger.debug("cannot turn item %d into text", i, exc_info=True)
+            results[i] = ScoreResult.fallback("undecodable")
+            continue
+        if text.strip():
+            texts.append((i, text))
+        else:
+            results[i] = ScoreResult.fallback("empty_prompt")
+    if texts:
+        try:
+            scores = [float(s) for s in score([text for _, text in texts])]
+            if len(scores) != len(texts):
+                raise ValueError(f"predictor returned {len(scores)} scores for {len(texts)} prompts")
+        except Exception:  # noqa: BLE001 - a failing predictor must not take its caller down
+            logger.exception("predictor failed on a batch of %d prompts; they fall back", len(texts))
+            scores = [math.nan] * len(texts)
+        for (i, _), value in zip(texts, scores):
+            results[i] = ScoreResult(value) if math.isfinite(value) else ScoreResult.fallback("predictor_error")
+    return [r for r in results if r is not None]
