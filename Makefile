@@ -22,9 +22,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	# 1. train the generalist PARS ranker on the bundled data; prints Kendall's tau on held-out prompts
 	$(BIN)/pars train --out $(PREDICTOR)
-	# 2. build the local tiny model and replay test prompts on a real vLLM engine: FCFS vs PARS vs oracle SJF
+	# 2. distil it into the student that pars serve scores with (microseconds a prompt); a sample of the prompts
+	$(BIN)/pars distill --teacher $(PREDICTOR) --max-prompts 12000
+	# 3. build the local tiny model and replay test prompts on a real vLLM engine: FCFS vs PARS vs oracle SJF
 	$(BIN)/pars make-tiny-model artifacts/tiny-model
-	$(BIN)/pars bench serve --quick --predictor $(PREDICTOR) --model artifacts/tiny-model --out artifacts/serving-quick
+	$(BIN)/pars bench serve --quick --length-scale 0.5 --predictor $(PREDICTOR) --model artifacts/tiny-model --out artifacts/serving-quick
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

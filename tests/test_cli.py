@@ -365,3 +365,22 @@ def test_train_head_tail_checkpoint_scores_what_a_long_prompt_asks_at_its_end(tm
 
     assert scores(trained[0])[0] == scores(trained[0])[1]
     assert scores(out)[0] != scores(out)[1]
+
+
+def test_distill_writes_a_student_that_eval_and_score_open(tmp_path, untrained_checkpoint):
+    out = tmp_path / "student"
+    result = runner.invoke(app, ["distill", "--teacher", str(untrained_checkpoint), "--out", str(out),
+                                 "--max-prompts", "200", "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["kind"] == "static"
+    scored = runner.invoke(app, ["score", "--predictor", str(out), "hello", "write a long essay"])
+    assert scored.exit_code == 0 and len(scored.stdout.split()) == 2, scored.output
+    assert runner.invoke(app, ["eval", "--predictor", str(out), "--json"]).exit_code == 0
+
+
+def test_distill_from_a_missing_teacher_or_with_a_missing_prompt_file_is_one_error_line(tmp_path, untrained_checkpoint):
+    missing = tmp_path / "none"
+    assert_one_error_line(runner.invoke(app, ["distill", "--teacher", str(missing)]), str(missing), "pars train")
+    result = runner.invoke(app, ["distill", "--teacher", str(untrained_checkpoint), "--out", str(tmp_path / "s"),
+                                 "--prompts", str(tmp_path / "absent.jsonl")])
+    assert_one_error_line(result, "absent.jsonl", "no such file")

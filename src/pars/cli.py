@@ -636,26 +636,37 @@ def bench_overhead_command(
         os.environ["TOKENIZERS_PARALLELISM"] = "false"  # else the Rust tokenizer batches on every core
     import torch
 
-    from pars.bench.overhead import engine_overhead, scoring_cost
+    from pars.bench.overhead import STUDENT_ROW, engine_overhead, footprint, scoring_cost
+    from pars.predictor.loading import STUDENT_DIR
 
     check_output_file(out, "--out")
     if engine:
         check_served_model(model)
     torch.set_num_threads(threads)
-    loaded = load_predictor(predictor)
+    teacher_dir = predictor or default_predictor_dir()
+    loaded = load_predictor(teacher_dir)
+    student_dir = teacher_dir / STUDENT_DIR
+    student = load_predictor(student_dir) if (student_dir / "config.json").is_file() else None
     with console.status("timing") as status:
-        result = scoring_cost(loaded, prompts, passes, on_row=lambda name: status.update(f"timing {name}"))
+        result = scoring_cost(loaded, prompts, passes, on_row=lambda name: status.update(f"timing {name}"),
+                              student=student)
+        status.update("load time and memory")
+        result["footprint"] = {"teacher": footprint(teacher_dir),
+                               **({"student": footprint(student_dir)} if student is not None else {})}
     before, after = (" / ".join(f"{x:.1f}" for x in result[f"load_average_{k}"]) for k in ("before", "after"))
     table = Table(title=f"Scoring cost, ms per prompt (tokenisation included), {result['threads']} thread(s), "
                         f"{result['prompts']} test prompts; tau on {result['test_prompts']} test prompts; "
                         f"load average {before} -> {after}")
     batchings = list(result["rows"][0]["ms_per_prompt"])
-    for column in ("option", *(f"batch {b}" if b.isdigit() else b for b in batchings), "Kendall tau", "tau change"):
+    for column in ("option", *(f"batch {b}" if b.isdigit() else b for b in batchings), "Kendall tau", "tau change",
+                   "balanced tau", "load s", "memory MiB"):
         table.add_column(column, justify="left" if column == "option" else "right")
     for row in result["rows"]:
         name = row["option"] + (" (default)" if row["option"] == result["default_option"] else "")
-        table.add_row(name, *(f"{row['ms_per_prompt'][b]:.1f}" for b in batchings), f"{row['kendall_tau']:.4f}",
-                      f"{row['tau_change']:+.4f}")
+        size = result["footprint"].get("student" if row["option"] == STUDENT_ROW else "teacher")
+        table.add_row(name, *(f"{row['ms_per_prompt'][b]:.3f}" for b in batchings), f"{row['kendall_tau']:.4f}",
+                      f"{row['tau_change']:+.4f}", f"{row['balanced_tau']:.3f}",
+                      f"{size['load_s']:.2f}" if size else "-", f"{size['rss_mib']:.0f}" if size else "-")
     print_table(table)
     if engine:
         result["engine"] = engine_overhead(model, predictor or default_predictor_dir())
@@ -700,7 +711,7 @@ def bench_serve_command(
     pin: Annotated[bool, typer.Option(help="Pin the engine core to its own CPU and the front end (requests, scoring) to the others, as on a GPU server")] = False,
     predictor: PredictorOption = None,
     seed: Annotated[int, typer.Option(help="Seed of prompt choice and arrivals")] = 0,
-    quick: Annotated[bool, typer.Option(help="fcfs, pars, oracle only; burst 40 + one Poisson run at 0.95 load, 120 requests (a few minutes)")] = False,
+    quick: Annotated[bool, typer.Option(help="fcfs, pars, oracle only; burst 40 + one Poisson run at 0.95 load, 80 requests (a few minutes)")] = False,
     out: Annotated[Path, typer.Option(help="Where summary.md/json, requests.jsonl and plots go")] = Path("results/serving"),
 ) -> None:
     """Replay test prompts on a real vLLM engine under each policy; latency, throughput, ratios vs FCFS and oracle."""

@@ -338,7 +338,7 @@ async def _measure_setup(base_url: str, settings: ServerSettings, setup: ServerS
 def run_http_benchmark(settings: ServerSettings, setups: Sequence[str], requests: int, length_scale: float,
                        target_model: str, out: Path, seed: int = 0) -> HttpResult:
     """Score the burst's user texts once (client side, for the report), then run every setup in turn."""
-    from pars.predictor import Predictor
+    from pars.predictor import load_ranker
 
     unknown = [name for name in setups if name not in SETUPS]
     if unknown or not setups:
@@ -350,7 +350,7 @@ def run_http_benchmark(settings: ServerSettings, setups: Sequence[str], requests
     split = split_of(Path(settings.predictor))
     pool, target_model, prompts = workload_pool(None, target_model, split)  # prompts cut to fit the context
     burst = ArrivalPlan(burst=requests, length_scale=length_scale, seed=seed).burst_workload(pool)
-    scores = Predictor.load(settings.predictor).score([r.prompt for r in burst.requests])
+    scores = load_ranker(settings.predictor).score([r.prompt for r in burst.requests])
     result = HttpResult(burst.requests, tuple(float(s) for s in scores), prompts)
     log.info("%d test prompts of %s, a burst of %d, length scale %g", len(pool), target_model, requests, length_scale)
     for name in setups:

@@ -68,8 +68,9 @@ def char_sorted_predictor(predictor: Any) -> Any:
     return CharSorted(predictor.config, predictor.tokenizer, predictor.ranker, "fp32")
 
 
-def scoring_options(predictor: Any) -> list[tuple[str, Any]]:
-    """(name, predictor) per row of the cost table; all share the checkpoint's weights."""
+def scoring_options(predictor: Any, student: Any = None) -> list[tuple[str, Any]]:
+    """(name, predictor) per row of the cost table; all share the checkpoint's weights, except the distilled
+    student (`pars distill`), the last row when given."""
     from pars.predictor import Predictor
 
     def variant(precision: str, max_length: int) -> Predictor:
@@ -80,7 +81,11 @@ def scoring_options(predictor: Any) -> list[tuple[str, Any]]:
     return [(f"fp32, char-sorted, {full} tokens (before)", char_sorted_predictor(predictor)),
             (f"fp32, token-sorted, {full} tokens", variant("fp32", full)),
             (f"bf16, token-sorted, {full} tokens", variant("bf16", full)),
-            *[(f"bf16, token-sorted, {n} tokens", variant("bf16", n)) for n in (96, 64) if n < full]]
+            *[(f"bf16, token-sorted, {n} tokens", variant("bf16", n)) for n in (96, 64) if n < full],
+            *([(STUDENT_ROW, student)] if student is not None else [])]
+
+
+STUDENT_ROW = "distilled student (static words, numpy)"
 
 
 def ms_per_prompt(predictor: Any, prompts: list[str], passes: int) -> dict[str, float]:
@@ -95,9 +100,9 @@ def ms_per_prompt(predictor: Any, prompts: list[str], passes: int) -> dict[str, 
 
 
 def scoring_cost(predictor: Any, n_prompts: int = 256, passes: int = 3, seed: int = 0,
-                 on_row: Callable[[str], None] | None = None) -> dict[str, Any]:
+                 on_row: Callable[[str], None] | None = None, student: Any = None) -> dict[str, Any]:
     """The cost table: ms per prompt at each batching and Kendall tau on the held-out test split (the
-    project's `evaluate_predictor`: mean over models, against true lengths), per scoring option."""
+    project's `evaluate_predictor`: mean over models and balanced, against true lengths), per scoring option."""
     import torch
 
     from pars.evaluation import distinct_prompts
@@ -110,12 +115,14 @@ def scoring_cost(predictor: Any, n_prompts: int = 256, passes: int = 3, seed: in
     prompts = [test_prompts[i] for i in rng.permutation(len(test_prompts))[:n_prompts]]
     load_before = os.getloadavg()
     rows = []
-    for name, option in scoring_options(predictor):
+    for name, option in scoring_options(predictor, student):
         if on_row:
             on_row(name)
-        tau = evaluate_predictor(option, records).overall["kendall_tau"]
-        rows.append({"option": name, "precision": option.precision, "max_length": option.max_length,
-                     "ms_per_prompt": ms_per_prompt(option, prompts, passes), "kendall_tau": tau})
+        evaluation = evaluate_predictor(option, records)
+        rows.append({"option": name, "precision": getattr(option, "precision", "fp32"), "max_length": option.max_length,
+                     "ms_per_prompt": ms_per_prompt(option, prompts, passes),
+                     "kendall_tau": evaluation.overall["kendall_tau"],
+                     "balanced_tau": evaluation.balanced["kendall_tau"]})
     baseline = rows[0]["kendall_tau"]
     for row in rows:
         row["tau_change"] = row["kendall_tau"] - baseline
@@ -136,6 +143,31 @@ def scoring_cost(predictor: Any, n_prompts: int = 256, passes: int = 3, seed: in
         "load_average_after": list(os.getloadavg()),
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
+
+
+FOOTPRINT_SCRIPT = """
+import json, os, sys, time
+import numpy, torch, transformers  # the imports every ranker's process has anyway
+from pars.predictor import load_ranker
+def rss_mib():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+imported = rss_mib()
+started = time.perf_counter()
+ranker = load_ranker(sys.argv[1])
+ranker.score(["warm up"])
+print(json.dumps({"load_s": time.perf_counter() - started, "rss_mib": rss_mib() - imported}))
+"""
+
+
+def footprint(directory: Path) -> dict[str, float]:
+    """Load time (to the first score) and resident memory a checkpoint adds to a fresh process (its RSS after
+    loading and one score, less that after importing numpy, torch and transformers)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", FOOTPRINT_SCRIPT, str(directory)], capture_output=True, text=True,
+                          check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def cpu_name() -> str:

@@ -168,7 +168,7 @@ def rank_agreement(rows: Sequence[dict]) -> list[dict]:
 
 def _scores(settings: dict, runs: Sequence[ServedRun], prompts: list[str]) -> dict[str, np.ndarray]:
     """Each predicted policy's checkpoint scores for the prompts (loaded once per checkpoint)."""
-    from pars.predictor import Predictor
+    from pars.predictor import load_ranker
 
     wanted = {run.policy for run in runs if run.policy in PREDICTED}
     directories = {p["policy"]: p["predictor"] for p in settings["policies"] if p["policy"] in wanted}
@@ -179,7 +179,7 @@ def _scores(settings: dict, runs: Sequence[ServedRun], prompts: list[str]) -> di
         if not directory or not (Path(directory) / "config.json").exists():
             raise ValidationError(f"policy {policy}: predictor checkpoint {directory!r} of the run is not here")
         if directory not in cache:
-            cache[directory] = np.asarray(Predictor.load(directory).score(prompts), dtype=float)
+            cache[directory] = np.asarray(load_ranker(directory).score(prompts), dtype=float)
         scores[policy] = cache[directory]
     return scores
 

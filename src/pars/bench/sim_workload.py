@@ -41,11 +41,11 @@ def pool_sizes(policy: str, pool: Sequence[PoolPrompt], predictor_dir: Path | No
     if policy == "oracle":
         return np.array([oracle_size(scale_length(p.true_tokens, length_scale)) for p in pool])
     if policy == "pars":
-        from pars.predictor import Predictor
+        from pars.predictor import load_ranker
 
         if predictor_dir is None:
             raise ValueError("policy pars needs a predictor checkpoint")
-        return np.asarray(Predictor.load(predictor_dir).score([p.prompt for p in pool]), dtype=float)
+        return np.asarray(load_ranker(predictor_dir).score([p.prompt for p in pool]), dtype=float)
     if policy in RANK_BENCH_METHODS:
         return _saved_rank_scores(policy, pool)
     raise ValueError(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")

@@ -20,7 +20,7 @@ from pars.data.splits import PromptSplit
 
 ARRIVALS = ("burst", "poisson", "trace")
 # `--quick`: one burst and one Poisson run near capacity, a few minutes on 2 cores.
-QUICK_PLAN = {"requests": 120, "burst": 40, "loads": (0.95,)}
+QUICK_PLAN = {"requests": 80, "burst": 40, "loads": (0.95,)}
 
 
 @dataclass(frozen=True)
