@@ -28,7 +28,6 @@ console = Console(stderr=True)
 REPORT_MODELS = ("gpt4_1106_preview", "Meta-Llama-3-70B-Instruct", "Mistral-7B-Instruct-v0.2", "vicuna-13b-v1.5",
                  "sky-t1-32b")
 
-DISTILL_EPOCHS = 6
 PredictorOption = Annotated[Optional[Path], typer.Option(help="Checkpoint directory [default: artifacts/predictor]")]
 ScorerOption = Annotated[str, typer.Option(help="auto: the distilled student inside --predictor when it holds one (PREDICTOR/student), else --predictor | student | teacher: --predictor itself")]
 
@@ -264,7 +263,7 @@ def distill_command(
     out: Annotated[Optional[Path], typer.Option(help="Where to write the student [default: TEACHER/student]")] = None,
     prompts: Annotated[Optional[list[Path]], typer.Option(help="More prompts to distil on: a JSONL file with a 'prompt' field (repeatable); no lengths needed")] = None,
     max_prompts: Annotated[Optional[int], typer.Option(min=1, help="Distil on a seeded sample of this many training prompts [default: all]")] = None,
-    epochs: Annotated[int, typer.Option(min=1, help="Passes over the distillation prompts")] = DISTILL_EPOCHS,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Passes over the distillation prompts [default: 6]")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sample, initialisation and batch order")] = 0,
     threads: Annotated[Optional[int], typer.Option(min=1, help="torch CPU threads")] = None,
 ) -> None:
@@ -285,7 +284,7 @@ def distill_command(
     if threads:
         torch.set_num_threads(threads)
     job = DistillJob(str(teacher), tuple(str(p) for p in prompts or ()), max_prompts,
-                     DistillSettings(epochs=epochs, seed=seed))
+                     DistillSettings(seed=seed, **({"epochs": epochs} if epochs else {})))
     try:
         with progress_bar() as progress:
             task = progress.add_task("distilling", total=None, info="")
@@ -431,17 +430,19 @@ def serve_command(
 
     A `--additional-config` among the vLLM args is merged with PARS's: its `pars` keys win, and a
     `pars.predictor` other than --predictor is an error."""
+    from pars.integrations.vllm.policies import get_policy
     from pars.integrations.vllm.serve import exec_server, serve_argv, split_additional_config
     from pars.predictor import CheckpointError
     from pars.predictor.loading import serving_checkpoint
     from pars.predictor.model import check_checkpoint
 
     try:
-        argv, env = serve_argv(model, policy, predictor, host, port, max_num_seqs, ctx.args, mode)
+        chosen = get_policy(policy)
         user_pars = split_additional_config(ctx.args)[0].get("pars", {})
-        if "PARS_PREDICTOR" in env and not (isinstance(user_pars, dict) and "predictor" in user_pars):
-            resolved = serving_checkpoint(env["PARS_PREDICTOR"], scorer)  # the student inside, by default
-            argv, env = serve_argv(model, policy, resolved, host, port, max_num_seqs, ctx.args, mode)
+        if chosen.uses_predictor and not (isinstance(user_pars, dict) and "predictor" in user_pars):
+            # the student inside the checkpoint, by default (a pars.predictor the user gave is served as given)
+            predictor = serving_checkpoint(predictor or chosen.default_predictor_dir(), scorer)
+        argv, env = serve_argv(model, policy, predictor, host, port, max_num_seqs, ctx.args, mode)
         if "PARS_PREDICTOR" in env:
             check_checkpoint(env["PARS_PREDICTOR"])
     except (ValueError, CheckpointError) as err:

@@ -133,7 +133,11 @@ def score_quantiles(predictor: Predictor, parts: dict[str, list[LengthRecord]]) 
         prompts = distinct_prompts(parts["train"])
     if not prompts:
         return []
-    scores = predictor.score(prompts, batch_size=64)
+    return quantile_points(predictor.score(prompts, batch_size=64))
+
+
+def quantile_points(scores: np.ndarray) -> list[float]:
+    """The scores at 0 %, 1 %, ..., 100 %: where a score ranks (`PredictorConfig.score_quantiles`)."""
     return [float(q) for q in np.quantile(scores, np.linspace(0.0, 1.0, QUANTILE_POINTS))]
 
 
@@ -268,8 +272,7 @@ def run_distillation(job: DistillJob, out: str | Path, on_progress: DistillProgr
     val_scores = teacher_scores(teacher, val_prompts)
     scoring_s = time.perf_counter() - started
     student, result = train_student(teacher, train_prompts, scores, val_prompts, val_scores, job.settings, on_progress)
-    student.config.score_quantiles = [float(q) for q in np.quantile(student.score(val_prompts),
-                                                                   np.linspace(0.0, 1.0, QUANTILE_POINTS))]
+    student.config.score_quantiles = quantile_points(student.score(val_prompts))
     student.config.training.update({
         "teacher": str(Path(job.teacher).resolve()),
         "teacher_data_fingerprint": teacher.config.training.get("data_fingerprint"),

@@ -62,6 +62,7 @@ def static_word_vectors(teacher: Predictor, words: Sequence[str], batch_size: in
     vectors = np.zeros((len(words), encoder.config.hidden_size), dtype=np.float32)
     pieces = [ids[:16] or [teacher.tokenizer.unk_token_id]
               for ids in teacher.tokenizer(list(words), add_special_tokens=False)["input_ids"]]
+    done = 0
     for batch in length_batches([len(p) for p in pieces], batch_size):
         longest = max(len(pieces[i]) for i in batch)
         frame = torch.zeros(len(batch), len(prefix) + longest + len(suffix), dtype=torch.long)
@@ -73,8 +74,9 @@ def static_word_vectors(teacher: Predictor, words: Sequence[str], batch_size: in
         hidden = encoder(input_ids=frame, attention_mask=mask).last_hidden_state.float()
         for row, i in enumerate(batch):
             vectors[i] = hidden[row, len(prefix):len(prefix) + len(pieces[i])].mean(0).numpy()
+        done += len(batch)
         if on_progress:
-            on_progress(int(np.count_nonzero(vectors.any(1))), len(words), "static vectors")
+            on_progress(done, len(words), "static vectors")
     return vectors
 
 

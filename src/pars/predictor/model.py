@@ -52,7 +52,8 @@ CHECKPOINT_HINT = "train one with `pars train --out DIR` (or `make demo`) or pas
 
 KINDS = ("encoder", "static")  # a fine-tuned encoder (`pars train`) or a distilled student (`pars distill`)
 # the files each kind of checkpoint holds, besides config.json
-KIND_FILES = {"encoder": (ENCODER_CONFIG_FILE, WEIGHTS_FILE), "static": ("vocabulary.json", WEIGHTS_FILE)}
+VOCABULARY_FILE = "vocabulary.json"  # a student's word list (`pars.predictor.words`)
+KIND_FILES = {"encoder": (ENCODER_CONFIG_FILE, WEIGHTS_FILE), "static": (VOCABULARY_FILE, WEIGHTS_FILE)}
 
 
 def check_checkpoint(directory: str | Path) -> Path:
@@ -296,6 +297,15 @@ def length_batches(lengths: Sequence[int], batch_size: int, batch_cost: int = BA
     return batches[::-1]
 
 
+def check_prompts(prompts: Sequence[str]) -> None:
+    """What every ranker's `score` asks of its input: at least one prompt, and only strings."""
+    if not prompts:
+        raise ValueError("score() needs at least one prompt")
+    for prompt in prompts:
+        if not isinstance(prompt, str):
+            raise TypeError(f"prompts must be strings, got {type(prompt).__name__}")
+
+
 def outputs_to_scores(outputs: torch.Tensor) -> torch.Tensor:
     """[B, K] head outputs -> [B] scores: the output itself, or the expected bucket index for K > 1."""
     if outputs.shape[-1] == 1:
@@ -393,11 +403,7 @@ class Predictor:
         The encoder runs in `self.precision`, except while the ranker is in train mode: the training loop
         scores its validation prompts with this method, and training stays fp32.
         """
-        if not prompts:
-            raise ValueError("score() needs at least one prompt")
-        for prompt in prompts:
-            if not isinstance(prompt, str):
-                raise TypeError(f"prompts must be strings, got {type(prompt).__name__}")
+        check_prompts(prompts)
         precision = "fp32" if self.ranker.training else self.precision
         return self.head_scores(self.embed(prompts, batch_size, precision), prompts)
 

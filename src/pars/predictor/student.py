@@ -18,10 +18,9 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from pars.predictor.words import WordVocabulary
-from pars.predictor.model import (CHECKPOINT_HINT, CONFIG_FILE, LOG_CHARS_MEAN, LOG_CHARS_STD, WEIGHTS_FILE,
-                                  CheckpointError, PredictorConfig, check_checkpoint)
+from pars.predictor.model import (CHECKPOINT_HINT, CONFIG_FILE, LOG_CHARS_MEAN, LOG_CHARS_STD, VOCABULARY_FILE,
+                                  WEIGHTS_FILE, CheckpointError, PredictorConfig, check_checkpoint, check_prompts)
 
-VOCABULARY_FILE = "vocabulary.json"
 STUDENT_KIND = "static"
 # The student reads the first STUDENT_READ_CHARS characters: splitting words is most of its cost, and a
 # prompt's first 2,048 characters hold more than its max_length words. Its length feature reads the whole text.
@@ -76,11 +75,7 @@ class StaticStudent:
 
     def score(self, prompts: list[str], batch_size: int = 32) -> np.ndarray:  # noqa: ARG002 - Predictor's signature
         """One float32 score per prompt, in input order; batching does not change a score."""
-        if not prompts:
-            raise ValueError("score() needs at least one prompt")
-        for prompt in prompts:
-            if not isinstance(prompt, str):
-                raise TypeError(f"prompts must be strings, got {type(prompt).__name__}")
+        check_prompts(prompts)
         features = np.concatenate([self.pooled(prompts), log_length_feature(prompts)], 1)
         hidden = gelu(features @ self.hidden_weight + self.hidden_bias)
         return (hidden @ self.out_weight + self.out_bias).astype(np.float32)
