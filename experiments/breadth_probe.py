@@ -14,7 +14,7 @@ code, safety), labelled by per-source consensus, so no pair crosses two sources.
 Each is scored on the core TEST split (balanced tau and per source) and on FLASK's test prompts, as the mean
 (and std) over `--seeds` (the head's initialisation and batch order).
 
-    .venv/bin/python scripts/breadth_probe.py [--extra 6000] [--seeds 0,1,2] [--out results/ranking/breadth_probe.json]
+    .venv/bin/python experiments/breadth_probe.py [--extra 6000] [--seeds 0,1,2] [--out results/ranking/breadth_probe.json]
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ checks: none lost (every request answered 200 with exactly its tokens), none dup
 ids, and vLLM counted exactly as many finished requests), and the front end's outcome counters match what
 the engine's scheduler counted. Writes `OUT/load_check.json` and exits 1 when a check fails.
 
-    .venv/bin/python scripts/load_check.py --out results/faults
+    .venv/bin/python experiments/load_check.py --out results/faults
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import httpx
 
 from pars.integrations.vllm.middleware import PARSScoringMiddleware
 
-SCRIPTS_DIR = Path(__file__).resolve().parent
-PROJECT_ROOT = SCRIPTS_DIR.parent
+EXPERIMENTS_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = EXPERIMENTS_DIR.parent
 MAX_TOKENS = 8
 HANG_S = 1.5  # past the front-end timeout (1 s): every prompt of that batch falls back as "timeout"
 
@@ -142,7 +142,7 @@ def main() -> int:
     argv, env = serve_argv(args.model, "pars", args.predictor, port=port, max_num_seqs=8,
                            extra_args=["--max-model-len", "512", "--enforce-eager"])
     argv[argv.index(MIDDLEWARE)] = f"{Path(__file__).stem}.FaultyPredictorMiddleware"
-    server_env = server_environment({**env, "PYTHONPATH": os.pathsep.join([str(SCRIPTS_DIR), os.environ.get("PYTHONPATH", "")]),
+    server_env = server_environment({**env, "PYTHONPATH": os.pathsep.join([str(EXPERIMENTS_DIR), os.environ.get("PYTHONPATH", "")]),
                                      "PARS_LOAD_CHECK_FAIL": str(args.fail), "PARS_LOAD_CHECK_HANG": str(args.hang)})
     reset_metrics_dir(Path(env[MULTIPROC_ENV]))  # what `pars serve` does before it starts the server
     args.out.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ For each model below, k of its lengths on TRAIN-split prompts (a seeded sample) 
 prompts. Caveat: the default ranker was trained on consensus labels that include this model's train-split
 lengths; the issue's leave-one-model-out protocol is not done here. Writes results/ranking/adaptation_probe.json.
 
-    .venv/bin/python scripts/adaptation_probe.py
+    .venv/bin/python experiments/adaptation_probe.py
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ latency P50/P90/P99 of both, their difference, the router's own scoring time, an
 On this 2-core machine the router, its scorer and vLLM share the cores, so the difference includes the
 router's CPU competing with the engine.
 
-    .venv/bin/python scripts/router_overhead.py --out results/route
+    .venv/bin/python experiments/router_overhead.py --out results/route
 """
 
 from __future__ import annotations
