@@ -1,0 +1,5 @@
+"""`python -m pars.cli ...`, as the benchmarks start `pars serve` and `pars route` in a child process."""
+
+from pars.cli import app
+
+app()
