@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from pars.bench.latency import RequestTiming, goodput_rps, saturated_rps
-from pars.bench.pinning import affinity_restored, child_pids, pin_now, split_cpus
+from pars.bench.pinning import PinningError, affinity_restored, pin_now, worker_cpus
 
 
 def timing(i: int, finish: float) -> RequestTiming:
@@ -29,17 +29,30 @@ def test_goodput_is_the_interpolated_rate_where_p90_crosses_the_slo():
     assert math.isnan(goodput_rps([], [], slo_s=4.0))
 
 
-def test_pin_now_puts_every_child_thread_on_the_engine_cpu_and_this_process_on_the_others():
-    front, engine = split_cpus()
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+def test_the_worker_keeps_its_cpus_and_the_host_gets_the_rest():
+    assert worker_cpus({0, 1, 2}, {10: {0, 1, 2}, 11: {0}}) == ({0}, {1, 2})
+    with pytest.raises(PinningError, match="bound to some of the CPUs"):
+        worker_cpus({0, 1}, {10: {0, 1}})  # vLLM bound no worker (VLLM_CPU_OMP_THREADS_BIND=nobind)
+
+
+def test_pin_now_moves_unbound_children_and_this_process_off_the_bound_worker_cpu():
+    available = os.sched_getaffinity(0)
+    if len(available) < 2:
+        pytest.fail(f"this test needs 2 CPUs, the process may use {sorted(available)}")
+    worker_cpu = min(available)
+    worker = subprocess.Popen([sys.executable, "-c", f"import os, time; os.sched_setaffinity(0, {{{worker_cpu}}}); "
+                                                     "print(flush=True); time.sleep(30)"], stdout=subprocess.PIPE)
+    engine_core = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
+        worker.stdout.readline()  # it has bound itself, as vLLM binds its model worker
         with affinity_restored():
-            before = os.sched_getaffinity(0)
-            pin_now(front, engine)
-            assert child.pid in child_pids(os.getpid())
-            assert os.sched_getaffinity(child.pid) == engine
-            assert os.sched_getaffinity(0) == front
-        assert os.sched_getaffinity(0) == before
+            split = pin_now()
+            assert os.sched_getaffinity(worker.pid) == {worker_cpu}
+            assert os.sched_getaffinity(engine_core.pid) == available - {worker_cpu}
+            assert os.sched_getaffinity(0) == available - {worker_cpu}
+            assert f"worker CPUs [{worker_cpu}]" in split
+        assert os.sched_getaffinity(0) == available
     finally:
-        child.kill()
-        child.wait()
+        for child in (worker, engine_core):
+            child.kill()
+            child.wait()

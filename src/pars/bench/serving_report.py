@@ -223,7 +223,7 @@ def markdown(settings: dict, rows: Sequence[dict]) -> str:
         f"- model `{engine['model']}`, max_num_seqs {engine['max_num_seqs']}, max_model_len "
         f"{engine['max_model_len']}, KV cache {engine['kv_cache_gib']} GiB (VLLM_CPU_KVCACHE_SPACE), "
         f"OMP_NUM_THREADS {engine['omp_threads']}, eager, "
-        f"{'engine core pinned to its own CPU, front end to the others' if engine.get('pin') else 'unpinned'}, "
+        f"{'model worker pinned alone to the CPUs vLLM bound it to, engine core and front end to the rest' if engine.get('pin') else 'unpinned'}, "
         f"prefix caching off; ranked policies: aging_rate {_or_default(engine['aging_rate'])}, max_wait_s "
         f"{_or_default(engine['max_wait_s'])}, fcfs_wait_factor {_or_default(engine.get('fcfs_wait_factor'))}, score budget_ms {_or_default(engine['score_budget_ms'])}",
         f"- prompts: {settings['prompts']}; lengths of `{settings['target_model']}` as max_tokens with "
@@ -238,7 +238,8 @@ def markdown(settings: dict, rows: Sequence[dict]) -> str:
         lines.append(f"- repeat {p['repeat']}, {p['policy']}: predictor {p['predictor'] or '-'}, engine start {fmt(p['start_s'], 0)} s, "
                      f"unloaded TTFT {fmt(p['unloaded_ttft_s'], 3)} s, load average "
                      f"{fmt(p['loadavg_before'][0])} before / {fmt(p['loadavg_after'][0])} after"
-                     + (f", front-end scorer {p['front_end']}" if p.get("front_end") else ""))
+                     + (f", front-end scorer {p['front_end']}" if p.get("front_end") else "")
+                     + (f", {p['cpus']}" if p.get("cpus") else ""))
     lines += ["", "| " + " | ".join(title for _, title, _ in TABLE_COLUMNS) + " |",
               "|" + "---|" * len(TABLE_COLUMNS)]
     order = sorted(rows, key=lambda r: (r["repeat"], r["arrival"] != "burst", r["rate"] or 0.0))

@@ -145,7 +145,7 @@ def bench_serve_command(
     max_wait_s: Annotated[Optional[float], typer.Option(help="Starvation bound: hard maximum wait, s (> 0; inf: off)")] = None,
     fcfs_wait_factor: Annotated[Optional[float], typer.Option(min=1.0, help="Starvation bound: go first after waiting this many times the estimated FCFS wait")] = None,
     score_budget_ms: Annotated[Optional[float], typer.Option(min=0.0, help="Most an engine step waits for pending scores")] = None,
-    pin: Annotated[bool, typer.Option(help="Pin the engine core to its own CPU and the front end (requests, scoring) to the others, as on a GPU server")] = False,
+    pin: Annotated[bool, typer.Option(help="Keep the model worker alone on the CPUs vLLM bound it to, the engine core and front end (requests, scoring) on the rest, as a GPU server keeps host work off the accelerator")] = False,
     predictor: PredictorOption = None,
     seed: Annotated[int, typer.Option(help="Seed of prompt choice and arrivals")] = 0,
     quick: Annotated[bool, typer.Option(help="fcfs, pars, oracle only; burst 40 + one Poisson run at 0.95 load, 80 requests (a few minutes)")] = False,
@@ -154,6 +154,7 @@ def bench_serve_command(
     """Replay test prompts on a real vLLM engine under each policy; latency, throughput, ratios vs FCFS and oracle."""
     from dataclasses import replace
 
+    from pars.bench.pinning import PinningError
     from pars.bench.serving import (BenchmarkError, EngineSettings, ensure_model, resolve_policies,
                                     run_serving_benchmark, split_of, workload_pool)
     from pars.data import DataError
@@ -180,7 +181,7 @@ def bench_serve_command(
         split = split_of(next((s.predictor for s in specs if s.name == "pars"), None))
         pool, target, prompts = workload_pool(data, target_model, split)
         result = run_serving_benchmark(engine, specs, plan, pool, repeats)
-    except (BenchmarkError, CheckpointError, DataError, ValueError) as err:
+    except (BenchmarkError, CheckpointError, DataError, PinningError, ValueError) as err:
         fail(str(err))
     rows = write_outputs(out, settings_dict(engine, plan, target, prompts, result, started), result)
     ordered = sorted(rows, key=lambda r: (r["repeat"], r["arrival"] != "burst", r["rate"] or 0.0))
