@@ -8,8 +8,10 @@ and per-request times come from vLLM's own stats: first and last token as stampe
 queueing as engine scheduled - queued. Predicted policies are scored the way `pars serve` scores them:
 this process is the engine's front end, and each request goes through the same `FrontEndScorer` and
 `annotate` as the server's middleware after its send time, so scoring is on the clock.
-Each policy gets a fresh engine with the same settings; FCFS runs first, and its burst throughput (the
-engine's capacity) sets the Poisson and trace rates that every policy then replays identically.
+Each policy gets a fresh engine with the same settings, all up at once; each workload then runs on every
+engine in turn (FCFS first in the burst: its burst throughput, the engine's capacity, sets the Poisson and
+trace rates that every policy then replays identically). On a shared VM the engine's speed drifts by tens of
+per cent within minutes; one engine after another put whole minutes between the runs a ratio compares.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pars.bench.latency import LatencySummary, RequestTiming, saturated_rps, summarise
-from pars.bench.pinning import affinity_restored, pin_now, split_cpus
+from pars.bench.pinning import affinity_restored, pin_now
 from pars.bench.traces import load_trace
 from pars.bench.workload import (ArrivalPlan, PoolPrompt, Workload, WorkloadRequest, length_hints, prompt_pool,
                                  scale_length)
@@ -69,7 +71,7 @@ class EngineSettings:
     # OMP_NUM_THREADS of the engine processes, the same for every policy: unpinned, OpenMP threads on 2
     # oversubscribed cores made step times swing by 50x between engines (see docs/vllm.md).
     omp_threads: int = 1
-    pin: bool = False  # the engine core on its own CPU, the front end on the others (`pars.bench.pinning`)
+    pin: bool = False  # the model worker alone on its CPUs, engine core and front end on the rest (`pars.bench.pinning`)
 
     def engine_args(self, policy: str, predictor_dir: Path | None, scoring: str = "front") -> Any:  # noqa: ANN401
         """AsyncEngineArgs. Eager mode skips a long compile at start; prefix caching off so runs do not depend
@@ -113,6 +115,7 @@ class PolicyRecord:
     loadavg_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
     repeat: int = 0
     front_end: str | None = None  # the front-end scorer's counters (warm-up included), e.g. "sized=385 fallback=0"
+    cpus: str | None = None  # with --pin: how the CPUs were split (`pars.bench.pinning.pin_now`)
 
 
 @dataclass
@@ -221,46 +224,83 @@ class PolicySpec:
 WorkloadsFor = Callable[[float | None], list[tuple[Workload, float | None]]]
 
 
-async def _run_policy(settings: EngineSettings, spec: PolicySpec, burst: Workload | None,
-                      rate_workloads: WorkloadsFor, result: BenchmarkResult,
-                      cpus: tuple[set[int], set[int]] | None = None) -> PolicyRecord:
-    """One fresh engine for `spec`: warm-up, the burst, the rate runs. `cpus`: (front end, engine) to pin to."""
+# vLLM's CPU model worker busy-polls for about a second after its last step (SpinCondition): the next
+# engine's run waits this long, so an idle worker never shares the CPU with the one being measured.
+QUIET_S = 1.5
+
+
+@dataclass
+class _Engine:
+    spec: PolicySpec
+    engine: Any
+    front_end: FrontEnd | None
+    record: PolicyRecord
+
+
+async def _start(settings: EngineSettings, spec: PolicySpec) -> _Engine:
     from vllm.v1.engine.async_llm import AsyncLLM
 
     record = PolicyRecord(spec.name, str(spec.predictor) if spec.predictor else None, loadavg_before=os.getloadavg())
     started = time.monotonic()
-    engine = AsyncLLM.from_engine_args(settings.engine_args(spec.engine_policy or spec.name, spec.predictor,
-                                                            spec.scoring))
-    if cpus is not None:
-        pin_now(*cpus)
-    front_end = front_end_for(spec)
+    running = _Engine(spec, AsyncLLM.from_engine_args(settings.engine_args(spec.engine_policy or spec.name,
+                                                                           spec.predictor, spec.scoring)),
+                      front_end_for(spec), record)
+    record.start_s = time.monotonic() - started
+    return running
+
+
+def _stop(running: _Engine) -> None:
+    running.engine.shutdown()
+    running.engine = None
+    gc.collect()  # AsyncLLM sits in a reference cycle; collected at exit, its __del__ raises in vLLM 0.32
+    if running.front_end is not None:
+        running.front_end.scorer.close()
+        running.record.front_end = running.front_end.scorer.counters.summary()
+        log.info("%s: front-end scorer %s", running.spec.name, running.record.front_end)
+    running.record.loadavg_after = os.getloadavg()
+
+
+def rotated(items: Sequence[Any], k: int) -> list[Any]:
+    """`items` starting at position k (mod len): each workload runs the policies in a different order, so
+    none is always measured first or always right after another."""
+    k %= len(items)
+    return [*items[k:], *items[:k]]
+
+
+async def _run_repeat(settings: EngineSettings, policies: Sequence[PolicySpec], burst: Workload | None,
+                      rate_workloads: WorkloadsFor, result: BenchmarkResult) -> None:
+    """Every policy's engine up at once, then each workload on each engine in turn: the runs compared on one
+    workload lie seconds apart, not a whole engine's lifetime, so the VM's drift between them stays small."""
+    running: list[_Engine] = []
     try:
-        record.start_s = time.monotonic() - started
-        record.unloaded_ttft_s = await _warm_up(engine, 2 * settings.max_num_seqs, front_end)
-        log.info("%s: engine up in %.0f s, unloaded TTFT %.3f s", spec.name, record.start_s, record.unloaded_ttft_s)
-        calibrating = spec.name == "fcfs"
-        if burst is not None:
-            run = await _measure(engine, spec, burst, None, front_end)
-            result.runs.append(run)
-            if calibrating:
-                result.capacity_rps = saturated_rps(run.timings, settings.max_num_seqs)
-        for workload, load in rate_workloads(result.capacity_rps):
-            result.runs.append(await _measure(engine, spec, workload, load, front_end))
+        for spec in policies:
+            running.append(await _start(settings, spec))
+        cpus = pin_now() if settings.pin else None
+        for item in running:
+            item.record.cpus = cpus
+            await asyncio.sleep(QUIET_S)
+            item.record.unloaded_ttft_s = await _warm_up(item.engine, 2 * settings.max_num_seqs, item.front_end)
+            log.info("%s: engine up in %.0f s, unloaded TTFT %.3f s", item.spec.name, item.record.start_s,
+                     item.record.unloaded_ttft_s)
+        if burst is not None:  # FCFS first: its burst throughput is the capacity the rates are built from
+            for item in running:
+                await asyncio.sleep(QUIET_S)
+                result.runs.append(await _measure(item.engine, item.spec, burst, None, item.front_end))
+                if item.spec.name == "fcfs":
+                    result.capacity_rps = saturated_rps(result.runs[-1].timings, settings.max_num_seqs)
+        for k, (workload, load) in enumerate(rate_workloads(result.capacity_rps), start=1):
+            for item in rotated(running, k):
+                await asyncio.sleep(QUIET_S)
+                result.runs.append(await _measure(item.engine, item.spec, workload, load, item.front_end))
     finally:
-        engine.shutdown()
-        del engine
-        gc.collect()  # AsyncLLM sits in a reference cycle; collected at exit, its __del__ raises in vLLM 0.32
-        if front_end is not None:
-            front_end.scorer.close()
-            record.front_end = front_end.scorer.counters.summary()
-            log.info("%s: front-end scorer %s", spec.name, record.front_end)
-    record.loadavg_after = os.getloadavg()
-    return record
+        for item in running:
+            _stop(item)
+    result.policies += [item.record for item in running]
 
 
 def run_benchmark(settings: EngineSettings, policies: Sequence[PolicySpec], burst: Workload | None,
                   rate_workloads: WorkloadsFor) -> BenchmarkResult:
-    """Run every policy on the same workloads, one fresh engine each, FCFS first.
+    """Run every policy on the same workloads, one fresh engine each, all engines up together, FCFS first.
 
     `rate_workloads(capacity)` builds the (workload, load) list from FCFS's burst capacity (None when
     there is no burst); it must return the same workloads for the same capacity.
@@ -268,10 +308,9 @@ def run_benchmark(settings: EngineSettings, policies: Sequence[PolicySpec], burs
     if not policies or policies[0].name != "fcfs":
         raise ValueError("the policy list must start with fcfs (it calibrates the rates)")
     result = BenchmarkResult()
-    with engine_environment(settings), affinity_restored():
-        cpus = split_cpus() if settings.pin else None
-        for spec in policies:
-            result.policies.append(asyncio.run(_run_policy(settings, spec, burst, rate_workloads, result, cpus)))
+    with engine_environment(settings), affinity_restored():  # engines start on every CPU, so vLLM binds its worker as it would
+        asyncio.run(_run_repeat(settings, policies, burst, rate_workloads, result))
+    gc.collect()  # the engines' last references die with the event loop; collected at exit, __del__ raises
     return result
 
 
