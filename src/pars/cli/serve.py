@@ -40,10 +40,13 @@ def serve_command(
     `pars.predictor` other than --predictor is an error."""
     from pars.integrations.vllm.policies import get_policy
     from pars.integrations.vllm.serve import exec_server, serve_argv, split_additional_config
+    from pars.integrations.vllm.versions import installed_vllm, unsupported_reason
     from pars.predictor import CheckpointError
     from pars.predictor.loading import serving_checkpoint
     from pars.predictor.model import check_checkpoint
 
+    if reason := unsupported_reason(installed_vllm()):
+        fail(reason)
     try:
         chosen = get_policy(policy)
         user_pars = split_additional_config(ctx.args)[0].get("pars", {})
