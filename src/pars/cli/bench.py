@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from pars.cli.checks import (check_checkpoints, check_output_dir, check_output_file, check_positive,
+from pars.cli.checks import (check_checkpoints, check_choice, check_output_dir, check_output_file, check_positive,
                              check_served_model, start_served_benchmark)
 from pars.cli.common import (PredictorOption, bench_app, console, fail, load_predictor, parse_floats, print_rows,
                              print_table, progress_bar)
@@ -166,8 +166,8 @@ def bench_serve_command(
 
     for option, value in (("--duration", duration), ("--max-wait-s", max_wait_s)):
         check_positive(option, value)
-    if trace is not None and trace not in TRACES:  # else it fails only after the burst run, minutes in
-        fail(f"--trace {trace!r}: choose one of {', '.join(sorted(TRACES))}")
+    if trace is not None:  # else it fails only after the burst run, minutes in
+        check_choice("--trace", trace, sorted(TRACES))
     started = start_served_benchmark(length_scale, out, model)
     try:
         specs = resolve_policies(policies.split(",") if policies else (["pars", "oracle"] if quick else None), predictor)

@@ -32,6 +32,13 @@ def check_positive(option: str, value: float | None) -> None:
         fail(f"{option} must be > 0, got {value}")
 
 
+def check_choice(option: str, value: str, choices: Iterable[str]) -> None:
+    """For string options with a fixed set of values (typer's enums would change the options' types)."""
+    choices = list(choices)
+    if value not in choices:
+        fail(f"{option} {value!r}: choose one of {', '.join(choices)}")
+
+
 def check_encoder(encoder: str | None, max_length: int) -> None:
     """The encoder is a local one and reads `max_length` tokens (its position embeddings bound it)."""
     from pars.predictor import DEFAULT_ENCODER, EncoderNotFound, resolve_encoder
@@ -80,12 +87,9 @@ def check_train_options(out: Path, encoder: str | None, max_length: int, truncat
     from pars.predictor.model import POOLINGS, TRUNCATIONS
 
     check_output_dir(out, "--out")
-    if truncation not in TRUNCATIONS:
-        fail(f"--truncation {truncation!r}: choose one of {', '.join(TRUNCATIONS)}")
-    if pooling not in POOLINGS:
-        fail(f"--pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
-    if label not in LABEL_MODES:
-        fail(f"--label {label!r}: choose one of {', '.join(LABEL_MODES)}")
+    check_choice("--truncation", truncation, TRUNCATIONS)
+    check_choice("--pooling", pooling, POOLINGS)
+    check_choice("--label", label, LABEL_MODES)
     check_positive("--lr", lr)
     check_encoder(encoder, max_length)
 

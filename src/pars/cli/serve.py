@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pars.cli.checks import check_checkpoints, check_output_dir, check_output_file
+from pars.cli.checks import check_checkpoints, check_choice, check_output_dir, check_output_file
 from pars.cli.common import PredictorOption, ScorerOption, app, console, fail, progress_bar
 from pars.paths import default_predictor_dir
 
@@ -132,10 +132,8 @@ def route_command(
     bad = [u for u in upstreams if not u.startswith(("http://", "https://"))]
     if not upstreams or bad:
         fail(f"--upstream {upstream!r}: give one or more http(s):// base URLs, comma-separated")
-    if balancer not in BALANCERS:
-        fail(f"--balancer {balancer!r}: choose one of {', '.join(BALANCERS)}")
-    if log_prompts not in PROMPT_MODES:
-        fail(f"--log-prompts {log_prompts!r}: choose one of {', '.join(PROMPT_MODES)}")
+    check_choice("--balancer", balancer, BALANCERS)
+    check_choice("--log-prompts", log_prompts, PROMPT_MODES)
     if log_lengths is not None:
         check_output_file(log_lengths, "--log-lengths")
     directory = serving_directory(predictor, scorer)
@@ -168,8 +166,7 @@ def collect_command(
 
     if not endpoint.startswith(("http://", "https://")):
         fail(f"--endpoint {endpoint!r}: give an http(s):// base URL")
-    if log_prompts not in PROMPT_MODES:
-        fail(f"--log-prompts {log_prompts!r}: choose one of {', '.join(PROMPT_MODES)}")
+    check_choice("--log-prompts", log_prompts, PROMPT_MODES)
     check_output_file(out, "--out")
     try:
         texts = read_prompts(prompts)
