@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from pars.bench.pinning import child_pids
+
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -36,23 +38,10 @@ def _allowed(status: Path) -> str:
     return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Cpus_allowed_list")), "")
 
 
-def tree(root: int) -> list[int]:
-    """`root` and its descendants, from /proc/*/stat parent ids."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (stat := _stat(entry / "stat")):
-            parents[int(entry.name)] = int(stat[1][1])
-    found, frontier = [root], [root]
-    while frontier:
-        frontier = [pid for pid, ppid in parents.items() if ppid in frontier]
-        found += frontier
-    return found
-
-
 def sample(root: int) -> list[dict]:
     rows = []
     now = time.time()
-    for pid in tree(root):
+    for pid in [root, *child_pids(root)]:
         proc = _stat(Path(f"/proc/{pid}/stat"))
         if proc is None:
             continue

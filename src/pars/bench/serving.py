@@ -310,7 +310,6 @@ def run_benchmark(settings: EngineSettings, policies: Sequence[PolicySpec], burs
     result = BenchmarkResult()
     with engine_environment(settings), affinity_restored():  # engines start on every CPU, so vLLM binds its worker as it would
         asyncio.run(_run_repeat(settings, policies, burst, rate_workloads, result))
-    gc.collect()  # the engines' last references die with the event loop; collected at exit, __del__ raises
     return result
 
 
