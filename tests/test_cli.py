@@ -24,7 +24,7 @@ def trained(tmp_path_factory, small_jsonl):
 
 def test_train_one_short_epoch_writes_a_checkpoint_with_its_settings(trained):
     out, result = trained
-    config = json.loads((out / "config.json").read_text())
+    config = json.loads((out / "pars_config.json").read_text())
     assert config["training"]["loss"] == "margin"
     assert config["training"]["threshold"] == 0.2
     assert config["training"]["split"]["seed"] == 0
@@ -338,7 +338,7 @@ def test_train_init_from_continues_a_checkpoint_on_new_data_and_records_its_line
     for (name, before), after in zip(start.encoder.state_dict().items(), continued.encoder.state_dict().values()):
         assert torch.equal(before, after), f"head-only continuation moved the encoder ({name})"
     assert not torch.equal(start.head.weight, continued.head.weight), "the head did not learn from the new data"
-    training = json.loads((second / "config.json").read_text())["training"]
+    training = json.loads((second / "pars_config.json").read_text())["training"]
     assert training["lr"] == CONTINUATION_LR  # a fine-tuned encoder continues at the gentler rate
     lineage = training["init_from"]
     assert lineage["path"] == str(first.resolve()) and lineage["data"] == str(small_jsonl)
@@ -361,8 +361,8 @@ def test_train_head_tail_checkpoint_scores_what_a_long_prompt_asks_at_its_end(tm
     result = runner.invoke(app, ["train", "--data", str(small_jsonl), "--out", str(out), "--truncation", "head-tail",
                                  "--freeze-encoder", "--head-epochs", "2"])
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "config.json").read_text())["truncation"] == "head-tail"
-    assert json.loads((trained[0] / "config.json").read_text())["truncation"] == "head"
+    assert json.loads((out / "pars_config.json").read_text())["truncation"] == "head-tail"
+    assert json.loads((trained[0] / "pars_config.json").read_text())["truncation"] == "head"
     paste = "The minutes of the meeting follow. " * 60
     asks = [paste + "Reply yes or no now.", paste + "Write a long essay!!"]  # equal lengths: the length feature agrees
     assert len(asks[0]) == len(asks[1])
@@ -379,7 +379,7 @@ def test_distill_writes_a_student_that_eval_and_score_open(tmp_path, untrained_c
     result = runner.invoke(app, ["distill", "--teacher", str(untrained_checkpoint), "--out", str(out),
                                  "--max-prompts", "200", "--epochs", "1"])
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "config.json").read_text())["kind"] == "static"
+    assert json.loads((out / "pars_config.json").read_text())["kind"] == "static"
     scored = runner.invoke(app, ["score", "--predictor", str(out), "hello", "write a long essay"])
     assert scored.exit_code == 0 and len(scored.stdout.split()) == 2, scored.output
     assert runner.invoke(app, ["eval", "--predictor", str(out), "--json"]).exit_code == 0

@@ -25,7 +25,8 @@ def test_save_load_round_trip_gives_identical_scores(saved):
     np.testing.assert_array_equal(predictor.score(PROMPTS), loaded.score(PROMPTS))
     assert Predictor.load(directory).precision in ("fp32", "bf16")  # "auto": bf16 where the CPU has it
     assert loaded.config.max_length == 128
-    assert {p.name for p in directory.iterdir()} >= {"config.json", "model.safetensors", "encoder_config.json"}
+    assert {p.name for p in directory.iterdir()} >= {"pars_config.json", "config.json", "model.safetensors",
+                                                     "head.safetensors", "tokenizer.json"}
 
 
 def test_scores_do_not_depend_on_batching(saved):
@@ -58,12 +59,16 @@ def test_missing_files_and_bad_config_fail_with_a_clear_error(saved, tmp_path):
     _, directory = saved
     partial = tmp_path / "partial"
     partial.mkdir()
-    (partial / "config.json").write_text((directory / "config.json").read_text())
-    with pytest.raises(CheckpointError, match="has no encoder_config.json"):
+    (partial / "pars_config.json").write_text((directory / "pars_config.json").read_text())
+    with pytest.raises(CheckpointError, match="has no config.json"):
         Predictor.load(partial)
     for item in directory.iterdir():
         (partial / item.name).write_bytes(item.read_bytes())
-    (partial / "config.json").write_text(json.dumps({"pooling": "mean", "unexpected": 1}))
+    (partial / "head.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="has no head.safetensors"):
+        Predictor.load(partial)
+    (partial / "head.safetensors").write_bytes((directory / "head.safetensors").read_bytes())
+    (partial / "pars_config.json").write_text(json.dumps({"pooling": "mean", "unexpected": 1}))
     with pytest.raises(CheckpointError, match="unreadable config"):
         Predictor.load(partial)
 
@@ -74,13 +79,14 @@ def test_unknown_encoder_is_never_downloaded(tmp_path):
 
 
 @pytest.mark.parametrize(("name", "content", "message"), [
-    ("config.json", b"garbage", "unreadable config.json"),
-    ("config.json", b"[]", "unreadable config.json"),
-    ("encoder_config.json", b"\xff\xfe", "unreadable encoder_config.json"),
+    ("pars_config.json", b"garbage", "unreadable pars_config.json"),
+    ("pars_config.json", b"[]", "unreadable pars_config.json"),
+    ("config.json", b"\xff\xfe", "unreadable config.json"),
     ("model.safetensors", b"not a safetensors file", "corrupt weights"),
+    ("head.safetensors", b"not a safetensors file", "corrupt weights"),
 ])
 def test_the_cheap_checkpoint_check_catches_corrupt_files_before_any_loading(saved, tmp_path, name, content, message):
-    from pars.predictor.model import check_checkpoint
+    from pars.predictor.checkpoint import check_checkpoint
 
     _, directory = saved
     broken = tmp_path / "broken"
@@ -105,7 +111,7 @@ def test_a_checkpoint_gives_back_the_prompt_split_it_was_trained_with(saved, tmp
 def test_a_checkpoint_without_a_recorded_split_gives_the_training_default(saved):
     _, directory = saved
     assert PredictorConfig.read(directory).split == PromptSplit()
-    with pytest.raises(CheckpointError, match="has no config.json"):
+    with pytest.raises(CheckpointError, match="no predictor checkpoint"):
         PredictorConfig.read(directory.parent / "nowhere")
 
 
@@ -117,3 +123,43 @@ def test_loading_and_scoring_change_no_process_wide_settings(saved, monkeypatch)
     Predictor.load(directory).score(PROMPTS)
     assert dict(os.environ) == environment
     assert torch.get_num_threads() == threads
+
+
+def test_a_checkpoint_is_a_hugging_face_encoder_that_transformers_opens_as_it_is(saved):
+    from transformers import AutoModel
+
+    predictor, directory = saved
+    encoder = AutoModel.from_pretrained(directory, local_files_only=True).eval()
+    batch = predictor.tokenize(PROMPTS[:2])
+    with torch.no_grad():
+        opened = encoder(**batch).last_hidden_state
+        ours = predictor.ranker.eval().encoder(**batch).last_hidden_state
+    torch.testing.assert_close(opened, ours)
+
+
+def test_a_checkpoint_in_the_layout_before_pars_config_json_still_loads(saved, tmp_path):
+    """Saved before 2026-12-06: PARS's settings in config.json, the encoder's in encoder_config.json, encoder
+    and head weights together in model.safetensors (written here by hand, as that code wrote them)."""
+    from safetensors.torch import save_file
+
+    predictor, directory = saved
+    legacy = tmp_path / "legacy"
+    predictor.tokenizer.save_pretrained(legacy)
+    (legacy / "config.json").write_text((directory / "pars_config.json").read_text())
+    (legacy / "encoder_config.json").write_text(predictor.ranker.encoder.config.to_json_string())
+    save_file({k: v.contiguous() for k, v in predictor.ranker.state_dict().items()}, str(legacy / "model.safetensors"))
+    loaded = Predictor.load(legacy, precision="fp32")
+    np.testing.assert_array_equal(predictor.score(PROMPTS), loaded.score(PROMPTS))
+    (legacy / "encoder_config.json").unlink()
+    with pytest.raises(CheckpointError, match="has no encoder_config.json"):
+        Predictor.load(legacy)
+
+
+def test_a_plain_hugging_face_model_is_refused_as_a_checkpoint_in_one_line():
+    from pars.predictor import resolve_encoder
+    from pars.predictor.checkpoint import holds_checkpoint
+
+    encoder_dir = resolve_encoder(None)  # the packaged MiniLM: config.json and weights, no PARS settings
+    assert not holds_checkpoint(encoder_dir)
+    with pytest.raises(CheckpointError, match="is a Hugging Face model, not a PARS checkpoint"):
+        Predictor.load(encoder_dir)

@@ -39,9 +39,9 @@ def test_a_checkpoint_keeps_its_feature_and_one_saved_before_it_existed_loads_wi
     assert loaded.config.length_feature and loaded.ranker.length_feature
     np.testing.assert_array_equal(loaded.score(["hi", LONG, LONGER]), with_feature.score(["hi", LONG, LONGER]))
     older = Predictor.untrained(seed=0).save(tmp_path / "older")
-    config = json.loads((older / "config.json").read_text())
+    config = json.loads((older / "pars_config.json").read_text())
     del config["length_feature"]
-    (older / "config.json").write_text(json.dumps(config))
+    (older / "pars_config.json").write_text(json.dumps(config))
     assert not Predictor.load(older, precision="fp32").ranker.length_feature
 
 

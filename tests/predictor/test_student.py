@@ -9,7 +9,8 @@ import pytest
 
 from pars.predictor import CheckpointError, Predictor, StaticStudent, load_ranker
 from pars.predictor.loading import serving_checkpoint
-from pars.predictor.model import PredictorConfig, check_checkpoint
+from pars.predictor.checkpoint import check_checkpoint
+from pars.predictor.model import PredictorConfig
 
 PROMPTS = ["Write a haiku about rain.", "Explain, step by step, how a compiler turns source code into machine code.",
            "hi", "!!!", "Ünïcödé prompt with ☃ and 漢字"]
@@ -53,8 +54,8 @@ def test_a_corrupt_or_mismatched_student_is_refused_with_one_checkpoint_error(st
         vocabulary["buckets"] += 1  # the table no longer has one row per vocabulary row
         (broken / "vocabulary.json").write_text(json.dumps(vocabulary))
     elif damage == "kind":
-        config = json.loads((broken / "config.json").read_text())
-        (broken / "config.json").write_text(json.dumps({**config, "kind": "mystery"}))
+        config = json.loads((broken / "pars_config.json").read_text())
+        (broken / "pars_config.json").write_text(json.dumps({**config, "kind": "mystery"}))
     else:
         (broken / "model.safetensors").write_bytes(b"\x00" * 64)
     with pytest.raises(CheckpointError, match=str(broken)):

@@ -8,7 +8,8 @@ import torch
 
 from pars.predictor import Predictor
 from pars.predictor.embeddings import EmbeddingCache
-from pars.predictor.model import MAX_READ_CHARS, CheckpointError, read_ids
+from pars.predictor.checkpoint import CheckpointError
+from pars.predictor.model import MAX_READ_CHARS, read_ids
 
 PASTE = "the committee met on tuesday and discussed the budget . " * 40
 QUESTIONS = ["Summarise it in one line.", "Write a detailed essay of two thousand words about it."]
@@ -59,15 +60,15 @@ def test_a_checkpoint_keeps_its_truncation_and_one_saved_before_it_existed_reads
     loaded = Predictor.load(head_tail.save(tmp_path / "ht"), precision="fp32")
     assert loaded.config.truncation == "head-tail" and loaded.reading == "32 head-tail"
     older = Predictor.untrained(seed=0, max_length=32).save(tmp_path / "older")
-    config = json.loads((older / "config.json").read_text())
+    config = json.loads((older / "pars_config.json").read_text())
     del config["truncation"]
-    (older / "config.json").write_text(json.dumps(config))
+    (older / "pars_config.json").write_text(json.dumps(config))
     assert Predictor.load(older, precision="fp32").config.truncation == "head"
 
 
 def test_a_checkpoint_with_an_unknown_truncation_fails_at_load_with_one_clear_error(head_tail, tmp_path):
     directory = head_tail.save(tmp_path / "bad")
-    config = json.loads((directory / "config.json").read_text())
-    (directory / "config.json").write_text(json.dumps({**config, "truncation": "middle"}))
+    config = json.loads((directory / "pars_config.json").read_text())
+    (directory / "pars_config.json").write_text(json.dumps({**config, "truncation": "middle"}))
     with pytest.raises(CheckpointError, match="unreadable config.*truncation must be one of"):
         Predictor.load(directory, precision="fp32")

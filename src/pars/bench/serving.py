@@ -419,10 +419,11 @@ SCORER_VARIANTS = {"pars-teacher": "teacher", "pars-student": "student"}
 def resolve_policies(names: Sequence[str] | None, predictor: Path | None) -> list[PolicySpec]:
     """fcfs first (it calibrates the rates), then the rest; by default fcfs, pars, oracle and every
     baseline whose checkpoint exists. A predicted policy without a checkpoint raises ValueError."""
+    from pars.predictor.checkpoint import holds_checkpoint
     from pars.predictor.loading import serving_checkpoint
 
     if names is None:
-        names = ["pars", "oracle"] + [b for b in BASELINES if (get_policy(b).default_predictor_dir() / "config.json").exists()]
+        names = ["pars", "oracle"] + [b for b in BASELINES if holds_checkpoint(get_policy(b).default_predictor_dir())]
     ordered = ["fcfs"] + [n for n in dict.fromkeys(names) if n != "fcfs"]
     specs = []
     for name in ordered:
@@ -431,7 +432,7 @@ def resolve_policies(names: Sequence[str] | None, predictor: Path | None) -> lis
         directory = None
         if policy.uses_predictor:
             directory = predictor if policy.name == "pars" and predictor else policy.default_predictor_dir()
-            if not (directory / "config.json").exists():
+            if not holds_checkpoint(directory):
                 raise ValueError(f"policy {name} needs a predictor checkpoint at {directory}; train one with "
                                  f"`pars train --out {directory}` or pass --predictor")
             scorer = "teacher" if name == SCORED_AHEAD else SCORER_VARIANTS.get(name, "auto")

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pars.bench.workload import assign_prompts
+from pars.predictor.checkpoint import holds_checkpoint
 from pars.scheduling import AgingRule, SchedulerSettings
 from pars.sim import FCFS_SIZE, EngineConfig, SimRequest, StepProfile, oracle_size, simulate
 
@@ -71,7 +72,7 @@ def served_prompts(settings: dict, n: int) -> list[tuple[str, int]]:
         raise ValidationError(f"the run replayed {settings.get('prompts')!r}; only runs of the bundled test split "
                               "can be reproduced")
     predictor = next((p["predictor"] for p in settings["policies"] if p["policy"] == "pars" and p["predictor"]), None)
-    split = split_of(Path(predictor) if predictor and (Path(predictor) / "config.json").exists() else None)
+    split = split_of(Path(predictor) if predictor and holds_checkpoint(predictor) else None)
     pool, _, _ = workload_pool(None, settings["target_model"], split)
     return [(p.prompt, p.true_tokens) for p in assign_prompts(pool, n, settings["plan"]["seed"])]
 
@@ -176,7 +177,7 @@ def _scores(settings: dict, runs: Sequence[ServedRun], prompts: list[str]) -> di
     cache: dict[str, np.ndarray] = {}
     for policy in wanted:
         directory = directories.get(policy) or directories.get("pars")
-        if not directory or not (Path(directory) / "config.json").exists():
+        if not directory or not holds_checkpoint(directory):
             raise ValidationError(f"policy {policy}: predictor checkpoint {directory!r} of the run is not here")
         if directory not in cache:
             cache[directory] = np.asarray(load_ranker(directory).score(prompts), dtype=float)

@@ -78,6 +78,7 @@ def bench_overhead_command(
     import torch
 
     from pars.bench.overhead import STUDENT_ROW, engine_overhead, footprint, scoring_cost
+    from pars.predictor.checkpoint import holds_checkpoint
     from pars.predictor.loading import STUDENT_DIR
 
     check_output_file(out, "--out")
@@ -87,7 +88,7 @@ def bench_overhead_command(
     teacher_dir = predictor or default_predictor_dir()
     loaded = load_predictor(teacher_dir)
     student_dir = teacher_dir / STUDENT_DIR
-    student = load_predictor(student_dir) if (student_dir / "config.json").is_file() else None
+    student = load_predictor(student_dir) if holds_checkpoint(student_dir) else None
     with console.status("timing") as status:
         result = scoring_cost(loaded, prompts, passes, on_row=lambda name: status.update(f"timing {name}"),
                               student=student)
@@ -209,7 +210,7 @@ def bench_http_command(
     from pars.bench.serving import BenchmarkError, ensure_model
     from pars.paths import PROJECT_ROOT
     from pars.predictor import CheckpointError
-    from pars.predictor.model import check_checkpoint
+    from pars.predictor.checkpoint import check_checkpoint
 
     started = start_served_benchmark(length_scale, out, model)
     directory = predictor or default_predictor_dir()

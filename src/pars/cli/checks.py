@@ -71,7 +71,7 @@ def start_served_benchmark(length_scale: float, out: Path, model: Path | None) -
 
 def check_checkpoints(directories: Iterable[Path]) -> None:
     from pars.predictor import CheckpointError
-    from pars.predictor.model import check_checkpoint
+    from pars.predictor.checkpoint import check_checkpoint
 
     for directory in directories:
         try:

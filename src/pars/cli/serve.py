@@ -43,7 +43,7 @@ def serve_command(
     from pars.integrations.vllm.versions import installed_vllm, unsupported_reason
     from pars.predictor import CheckpointError
     from pars.predictor.loading import serving_checkpoint
-    from pars.predictor.model import check_checkpoint
+    from pars.predictor.checkpoint import check_checkpoint
 
     if reason := unsupported_reason(installed_vllm()):
         fail(reason)

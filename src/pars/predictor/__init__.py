@@ -2,7 +2,8 @@
 
 from pars.predictor.encoders import DEFAULT_ENCODER, EncoderNotFound, resolve_encoder
 from pars.predictor.loading import Ranker, load_ranker
-from pars.predictor.model import CheckpointError, LengthRanker, Predictor, PredictorConfig
+from pars.predictor.checkpoint import CheckpointError
+from pars.predictor.model import LengthRanker, Predictor, PredictorConfig
 from pars.predictor.student import StaticStudent
 
 __all__ = [

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Union
 
-from pars.predictor.model import CheckpointError, Predictor, PredictorConfig, check_checkpoint
+from pars.predictor.checkpoint import CheckpointError, check_checkpoint, holds_checkpoint
+from pars.predictor.model import Predictor, PredictorConfig
 from pars.predictor.student import STUDENT_KIND, StaticStudent
 
 Ranker = Union[Predictor, StaticStudent]  # both: `score(prompts, batch_size) -> np.ndarray` and `config`
@@ -35,7 +36,7 @@ def serving_checkpoint(directory: str | Path, scorer: str = "auto") -> Path:
     nested = directory / STUDENT_DIR
     if scorer == "teacher":
         return directory
-    if (nested / "config.json").is_file():
+    if holds_checkpoint(nested):
         return nested
     if scorer == "student" and not _is_student(directory):
         raise CheckpointError(f"no distilled student in {directory} (looked for {nested}): make one with "

@@ -1,14 +1,14 @@
 """The PARS predictor: encoder + pooling + linear head -> one score per prompt (higher = longer answer).
 
-A checkpoint is a directory anyone can open: `config.json` (ours), `encoder_config.json` (the encoder's
-Hugging Face config), `model.safetensors` and the tokenizer files. Never pickle.
+A checkpoint is a directory anyone can open, laid out as `pars.predictor.checkpoint` says: a Hugging Face
+encoder model (`config.json`, `model.safetensors`, tokenizer files) plus `head.safetensors` and PARS's
+`pars_config.json`. Never pickle.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -16,13 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
 import pars
 from pars.data.splits import PromptSplit
+from pars.predictor.checkpoint import (CHECKPOINT_HINT, HEAD_FILE, HF_CONFIG_FILE, KINDS, WEIGHTS_FILE, CheckpointError,
+                                       check_checkpoint, layout_of, read_json_object, read_settings, write_settings)
 from pars.predictor.encoders import resolve_encoder
 
 log = logging.getLogger(__name__)
@@ -31,69 +33,14 @@ POOLINGS = ("mean", "cls")
 TRUNCATIONS = ("head", "head-tail")  # which max_length tokens the encoder reads of a longer prompt (`read_ids`)
 PRECISIONS = ("auto", "fp32", "bf16")
 BATCH_COST_TOKENS = 64  # the fixed cost of one encoder call, in padded tokens (MiniLM on one CPU core: 60-90)
-CONFIG_FILE = "config.json"
-ENCODER_CONFIG_FILE = "encoder_config.json"
-WEIGHTS_FILE = "model.safetensors"
 # The encoder reads at most max_length tokens (128, at most 512): the first 4,096 characters always hold them,
 # and tokenising a megabyte prompt in full would cost the scorer for nothing. The length feature reads the
 # whole text's length.
 MAX_READ_CHARS = 4096
+ENCODER_PREFIX = "encoder."  # the encoder's parameters inside `LengthRanker`
 # The length feature is log(1 + characters), centred and scaled by its mean and std over the bundled
 # training prompts, so it starts on the pooled vectors' scale.
 LOG_CHARS_MEAN, LOG_CHARS_STD = 5.3, 1.3
-
-
-class CheckpointError(RuntimeError):
-    """A predictor checkpoint is missing or unreadable; the message says what to do."""
-
-
-CHECKPOINT_HINT = "train one with `pars train --out DIR` (or `make demo`) or pass --predictor DIR"
-
-
-KINDS = ("encoder", "static")  # a fine-tuned encoder (`pars train`) or a distilled student (`pars distill`)
-# the files each kind of checkpoint holds, besides config.json
-VOCABULARY_FILE = "vocabulary.json"  # a student's word list (`pars.predictor.words`)
-KIND_FILES = {"encoder": (ENCODER_CONFIG_FILE, WEIGHTS_FILE), "static": (VOCABULARY_FILE, WEIGHTS_FILE)}
-
-
-def check_checkpoint(directory: str | Path) -> Path:
-    """The directory, if it holds a checkpoint's files for its kind; else `CheckpointError`.
-
-    Cheap (milliseconds): the JSON files are parsed and the weights' header is read, no weights, so commands
-    that hand the checkpoint to a server or a long benchmark fail before that work, not inside it.
-    """
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise CheckpointError(f"no predictor checkpoint at {directory}: {CHECKPOINT_HINT}")
-    config = _read_json_object(directory, CONFIG_FILE)
-    kind = config.get("kind", "encoder")
-    if kind not in KINDS:
-        raise CheckpointError(f"checkpoint at {directory} is of unknown kind {kind!r} (known: {', '.join(KINDS)}): "
-                              f"{CHECKPOINT_HINT}")
-    for name in KIND_FILES[kind]:
-        if not (directory / name).is_file():
-            raise CheckpointError(f"checkpoint at {directory} has no {name}: {CHECKPOINT_HINT}")
-    for name in KIND_FILES[kind]:
-        if name.endswith(".json"):
-            _read_json_object(directory, name)
-    try:
-        with safe_open(str(directory / WEIGHTS_FILE), "pt"):
-            pass
-    except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"checkpoint at {directory} has corrupt weights in {WEIGHTS_FILE} ({err}): {CHECKPOINT_HINT}") from err
-    return directory
-
-
-def _read_json_object(directory: Path, name: str) -> dict:
-    if not (directory / name).is_file():
-        raise CheckpointError(f"checkpoint at {directory} has no {name}: {CHECKPOINT_HINT}")
-    try:
-        value = json.loads((directory / name).read_text(encoding="utf-8"))
-        if not isinstance(value, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise CheckpointError(f"checkpoint at {directory} has an unreadable {name} ({err}): {CHECKPOINT_HINT}") from err
-    return value
 
 
 @dataclass
@@ -119,13 +66,11 @@ class PredictorConfig:
 
     @classmethod
     def read(cls, directory: str | Path) -> PredictorConfig:
-        """A checkpoint's config.json alone, without its weights; `CheckpointError` if missing or unreadable."""
-        path = Path(directory) / CONFIG_FILE
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint at {directory} has no {CONFIG_FILE}: {CHECKPOINT_HINT}")
+        """A checkpoint's settings alone, without its weights; `CheckpointError` if missing or unreadable."""
+        settings = read_settings(directory)
         try:
-            return cls(**json.loads(path.read_text()))
-        except (json.JSONDecodeError, TypeError, ValueError) as err:
+            return cls(**settings)
+        except (TypeError, ValueError) as err:
             raise CheckpointError(f"checkpoint at {directory} has an unreadable config ({err}): {CHECKPOINT_HINT}") from err
 
     @property
@@ -414,12 +359,20 @@ class Predictor:
         return outputs_to_scores(outputs).numpy().astype(np.float32)
 
     def save(self, directory: str | Path) -> Path:
+        """Write the checkpoint (`pars.predictor.checkpoint.CURRENT`): the encoder as a Hugging Face model, the
+        head beside it, PARS's settings in their own file."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.contiguous() for k, v in self.ranker.state_dict().items()}
-        save_file(state, str(directory / WEIGHTS_FILE))
-        (directory / ENCODER_CONFIG_FILE).write_text(self.ranker.encoder.config.to_json_string())
-        (directory / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+        encoder, head = {}, {}
+        for name, tensor in self.ranker.state_dict().items():
+            if name.startswith(ENCODER_PREFIX):
+                encoder[name[len(ENCODER_PREFIX):]] = tensor.contiguous()
+            else:
+                head[name] = tensor.contiguous()
+        save_file(encoder, str(directory / WEIGHTS_FILE), metadata={"format": "pt"})  # as transformers saves
+        save_file(head, str(directory / HEAD_FILE), metadata={"format": "pt"})
+        (directory / HF_CONFIG_FILE).write_text(self.ranker.encoder.config.to_json_string())
+        write_settings(directory, asdict(self.config))
         self.tokenizer.save_pretrained(directory)
         return directory
 
@@ -438,9 +391,10 @@ class Predictor:
         if config.kind != "encoder":
             raise CheckpointError(f"checkpoint at {directory} is a distilled student, not a fine-tuned encoder: "
                                   f"give the teacher's checkpoint (the directory above it)")
+        layout = layout_of(directory)
         try:
-            encoder_config = AutoConfig.for_model(**json.loads((directory / ENCODER_CONFIG_FILE).read_text()))
-        except (json.JSONDecodeError, TypeError, ValueError, KeyError) as err:
+            encoder_config = AutoConfig.for_model(**read_json_object(directory, layout.encoder_config))
+        except (TypeError, ValueError, KeyError) as err:
             raise CheckpointError(f"checkpoint at {directory} has an unreadable config ({err}): {CHECKPOINT_HINT}") from err
         try:
             tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
@@ -450,7 +404,11 @@ class Predictor:
                               config.length_feature)
         try:
             state = load_file(str(directory / WEIGHTS_FILE))
+            if layout.head is not None:  # the encoder's weights under their own names, the head in its file
+                state = {ENCODER_PREFIX + name: tensor for name, tensor in state.items()}
+                state.update(load_file(str(directory / layout.head)))
             ranker.load_state_dict(state)
         except (SafetensorError, OSError, RuntimeError) as err:
-            raise CheckpointError(f"checkpoint at {directory} has corrupt weights in {WEIGHTS_FILE} ({err}): {CHECKPOINT_HINT}") from err
+            raise CheckpointError(f"checkpoint at {directory} has corrupt weights ({err}): "
+                                  f"{CHECKPOINT_HINT}") from err
         return cls(config, tokenizer, ranker, precision)

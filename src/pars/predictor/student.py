@@ -3,7 +3,8 @@
 Why it exists: the fine-tuned encoder costs milliseconds of CPU a prompt, taken from the cores the engine
 needs. The student splits a prompt into words (`pars.predictor.words`), averages one fixed vector per word
 and runs two small matmuls: tens of microseconds, no torch and no threads at scoring time. A checkpoint is a
-directory: `config.json` (a `PredictorConfig` with kind "static"), `model.safetensors`, `vocabulary.json`.
+directory (`pars.predictor.checkpoint`): `pars_config.json` (a `PredictorConfig` with kind "static"),
+`model.safetensors`, `vocabulary.json`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from pars.predictor.words import WordVocabulary
-from pars.predictor.model import (CHECKPOINT_HINT, CONFIG_FILE, LOG_CHARS_MEAN, LOG_CHARS_STD, VOCABULARY_FILE,
-                                  WEIGHTS_FILE, CheckpointError, PredictorConfig, check_checkpoint, check_prompts)
+from pars.predictor.checkpoint import (CHECKPOINT_HINT, VOCABULARY_FILE, WEIGHTS_FILE, CheckpointError,
+                                       check_checkpoint, write_settings)
+from pars.predictor.model import LOG_CHARS_MEAN, LOG_CHARS_STD, PredictorConfig, check_prompts
 
 STUDENT_KIND = "static"
 # The student reads the first STUDENT_READ_CHARS characters: splitting words is most of its cost, and a
@@ -87,7 +89,7 @@ class StaticStudent:
                    "out_weight": self.out_weight, "out_bias": np.array([self.out_bias], dtype=np.float32)}
         save_file(weights, str(directory / WEIGHTS_FILE))
         (directory / VOCABULARY_FILE).write_text(json.dumps(self.vocabulary.to_dict()) + "\n")
-        (directory / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+        write_settings(directory, asdict(self.config))
         return directory
 
     @classmethod

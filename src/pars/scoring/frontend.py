@@ -29,7 +29,7 @@ def predictor_score_fn(directory: str | Path, batch_size: int = 8, lazy: bool = 
     first call (on the scorer thread), so an engine that never needs its fallback scorer never pays for it.
     Loading changes no thread settings: inside an engine they are the engine's."""
     from pars.predictor import Ranker, load_ranker
-    from pars.predictor.model import check_checkpoint
+    from pars.predictor.checkpoint import check_checkpoint
 
     check_checkpoint(directory)
     loaded: list[Ranker] = [] if lazy else [load_ranker(directory)]
