@@ -1,5 +1,5 @@
-"""The PARS scheduler's edges inside a real in-process vLLM engine (tiny model): preemption, both admission
-queues, the score-wait budget and admission limit, aborts while a score is pending, the fallback decoder,
+"""The PARS scheduler's edges inside a real in-process vLLM engine (tiny model): preemption, every admission
+queue, the score-wait budget and admission limit, aborts while a score is pending, the fallback decoder,
 counter logging, shutdown. Predictor faults here are injected on purpose and say so."""
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ import time
 
 import pytest
 from vllm import SamplingParams
+from vllm.engine.arg_utils import EngineArgs
 
-from pars.integrations.vllm import scheduler_of
+from pars.integrations.vllm import compat, scheduler_of
+from pars.integrations.vllm.scheduler import RankedRequestQueue
 from pars.scheduling.request_fields import SCORE_KEY
 
 
@@ -48,29 +50,46 @@ def test_preempted_requests_keep_their_size_and_all_finish(engine):
     assert scheduler.counters.sized == 6 and scheduler.counters.fallback_total == 0, "a preempted request was re-sized"
 
 
-def test_the_kv_holding_queue_is_ranked_too_and_its_requests_finish(engine):
+def test_every_queue_vllm_admits_from_is_ranked_and_its_requests_finish(engine):
     llm = engine("pars")
     scheduler, core = scheduler_of(llm), llm.llm_engine
-    for i, score in enumerate([3.0, 1.0, 2.0]):
-        core.add_request(f"r{i}", f"request {i}", scored_params(score))
-    requests = list(scheduler.waiting)
-    # Move them where vLLM keeps waiting requests that hold KV blocks (remote KV, streaming input): the
-    # queue vLLM drains before `waiting`, stock FCFS before this change.
-    scheduler.waiting.remove_requests(requests)
-    for request in sorted(requests, key=lambda r: r.arrival_time):
-        scheduler.kv_holding_waiting.add_request(request)
-    scheduler.ranked_kv_holding.set_clock(time.time())
-    assert [r.request_id.split("-")[0] for r in scheduler.kv_holding_waiting] == ["r1", "r2", "r0"]
-    assert set(run_to_completion(core)) == {"r0", "r1", "r2"}
+    others = [name for name in compat.admission_queues(scheduler) if name != "waiting"]
+    assert others, "this vLLM keeps no second waiting queue: compat.ADMISSION_QUEUES is out of date"
+    for name in others:  # 0.30: skipped_waiting; 0.31-0.33: kv_holding_waiting; 0.34 adds async_kv_waiting
+        queue = getattr(scheduler, name)
+        assert isinstance(queue, RankedRequestQueue), name
+        for i, score in enumerate([3.0, 1.0, 2.0]):
+            core.add_request(f"{name}{i}", f"request {i}", scored_params(score))
+        requests = list(scheduler.waiting)
+        # Move them where vLLM keeps waiting requests that wait on something else (remote KV, streaming
+        # input): the queue vLLM drains before `waiting`, stock FCFS before PARS.
+        scheduler.waiting.remove_requests(requests)
+        for request in sorted(requests, key=lambda r: r.arrival_time):
+            queue.add_request(request)
+        scheduler.ranked_queues[name].set_clock(time.time())
+        assert [r.request_id.split("-")[0] for r in queue] == [f"{name}1", f"{name}2", f"{name}0"]
+        assert set(run_to_completion(core)) == {f"{name}{i}" for i in range(3)}
 
 
+@pytest.mark.skipif(not hasattr(EngineArgs, "max_num_active_seqs"),
+                    reason="this vLLM (0.30) has no --max-num-active-seqs: its admission limit is max_num_seqs")
 def test_the_score_wait_counts_vllms_admission_limit_not_its_slot_count(engine):
     llm = engine("pars", max_num_seqs=4, max_num_active_seqs=2)
     scheduler, core = scheduler_of(llm), llm.llm_engine
     for i in range(3):  # no front-end score: each waits for the engine's own scorer
         core.add_request(f"r{i}", f"request {i}", SamplingParams(max_tokens=2, ignore_eos=True))
-    assert scheduler.max_num_running_reqs == 4 and scheduler.max_num_active_reqs == 2
+    assert scheduler.max_num_running_reqs == 4 and compat.admission_limit(scheduler) == 2
     assert scheduler._choice_matters(), "3 waiting requests, room for 2: the order matters, so scores are worth waiting for"
+    run_to_completion(core)
+
+
+def test_the_score_wait_is_skipped_while_admission_has_room(engine):
+    llm = engine("pars", max_num_seqs=4)
+    scheduler, core = scheduler_of(llm), llm.llm_engine
+    for i in range(3):
+        core.add_request(f"r{i}", f"request {i}", SamplingParams(max_tokens=2, ignore_eos=True))
+    assert compat.admission_limit(scheduler) == 4
+    assert not scheduler._choice_matters(), "3 waiting requests, room for 4: all are admitted whatever their scores"
     run_to_completion(core)
 
 

