@@ -20,13 +20,8 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[dict]:
-    from pars.integrations.vllm import make_tiny_model
-    from pars.predictor import Predictor
-
-    root = tmp_path_factory.mktemp("router")
-    model = make_tiny_model(root / "tiny-model")
-    predictor = Predictor.untrained(seed=0).save(root / "predictor")
+def stack(served) -> Iterator[dict]:
+    root, model, predictor = served
     env = server_environment()
     with ExitStack() as stack:
         upstreams, processes = [], []
