@@ -255,9 +255,9 @@ def test_serve_refuses_a_predictor_given_twice_differently(tmp_path, untrained_c
 
 def test_serve_on_an_unsupported_vllm_stops_with_one_line_before_loading_anything(monkeypatch, tmp_path):
     # the fault is injected on purpose: this machine has a supported vLLM, so its version is faked
-    monkeypatch.setattr("pars.integrations.vllm.versions.installed_vllm", lambda: ("vllm", "0.33.0"))
+    monkeypatch.setattr("pars.integrations.vllm.versions.installed_vllm", lambda: ("vllm", "0.35.0"))
     result = runner.invoke(app, ["serve", "model-dir", "--predictor", str(tmp_path / "absent")])
-    assert_one_error_line(result, "vllm 0.33.0 is not supported", "0.32.x")
+    assert_one_error_line(result, "vllm 0.35.0 is not supported", "0.30.x to 0.34.x")
 
 
 def test_bench_rank_with_a_missing_data_file_is_one_error_line(tmp_path):
