@@ -32,6 +32,21 @@ def test_balancers_choose_among_healthy_replicas():
     assert Balancer([c]).choose() is None
 
 
+def test_power_of_two_takes_the_less_busy_of_two_random_replicas_and_replays_with_its_seed():
+    replicas = [Replica(f"r{i}", in_flight=i) for i in range(8)]
+
+    def picks(seed: int) -> list[str]:
+        balancer = Balancer(replicas, "power-of-two", seed=seed)
+        return [balancer.choose().url for _ in range(200)]
+
+    urls = picks(1)
+    assert "r7" not in urls, "the busiest replica can never be the less busy of two"
+    assert len(set(urls)) >= 4, "two random draws should spread over many replicas"
+    assert picks(1) == urls and picks(2) != urls
+    lone = [Replica("only"), Replica("down", healthy=False)]
+    assert Balancer(lone, "power-of-two").choose().url == "only"
+
+
 def test_a_bad_balancer_or_no_upstream_is_rejected():
     with pytest.raises(ValueError, match="unknown balancer"):
         Balancer([Replica("a")], "random")

@@ -319,7 +319,7 @@ def bench_sim_command(
     burst: Annotated[int, typer.Option(min=0, help="Requests in the burst run (0: none)")] = 200,
     requests: Annotated[int, typer.Option(min=2, help="Requests per Poisson load")] = 2000,
     replicas: Annotated[int, typer.Option(min=1, help="Replicas behind the router's balancer")] = 1,
-    balancer: Annotated[str, typer.Option(help="least-work | least-requests | round-robin (with --replicas > 1)")] = "least-work",
+    balancer: Annotated[str, typer.Option(help="least-work | least-requests | round-robin | power-of-two (with --replicas > 1)")] = "least-work",
     max_num_seqs: Annotated[Optional[int], typer.Option(min=1, help="vLLM's running batch limit [default: the profile's engine]")] = None,
     kv_blocks: Annotated[Optional[int], typer.Option(min=1, help="KV cache blocks of 16 tokens [default: the profile's engine]")] = None,
     length_scale: Annotated[float, typer.Option(help="Output tokens = true length x this")] = 1.0,

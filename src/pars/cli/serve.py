@@ -113,7 +113,7 @@ def route_command(
     scorer: ScorerOption = "auto",
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 8100,
-    balancer: Annotated[str, typer.Option(help="least-work | least-requests | round-robin")] = "least-work",
+    balancer: Annotated[str, typer.Option(help="least-work | least-requests | round-robin | power-of-two")] = "least-work",
     max_body_bytes: Annotated[int, typer.Option(min=1, help="Larger request bodies are answered 413")] = 1 << 20,
     upstream_timeout_s: Annotated[float, typer.Option(min=0.001, help="An upstream answer later than this is a 504")] = 600.0,
     log_lengths: Annotated[Optional[Path], typer.Option(help="Append {prompt, response_tokens, model, ts} per finished request (input to pars train --data / --init-from)")] = None,

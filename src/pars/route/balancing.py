@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import random
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 PRIORITY_SCALE = 1000
 NEUTRAL_SHARE = 0.5  # a request without a score: the middle of recent traffic
-BALANCERS = ("least-work", "least-requests", "round-robin")
+BALANCERS = ("least-work", "least-requests", "round-robin", "power-of-two")
 
 
 class RankWindow:
@@ -102,17 +103,23 @@ class Replica:
 
 @dataclass
 class Balancer:
-    """Chooses a healthy replica by `policy` (one of BALANCERS); None when none is healthy."""
+    """Chooses a healthy replica by `policy` (one of BALANCERS); None when none is healthy.
+
+    power-of-two is vllm-router's and llm-d's cheap default: two replicas drawn at random, the one with fewer
+    requests in flight (seeded, so a simulation replays)."""
 
     replicas: list[Replica]
     policy: str = "least-work"
+    seed: int = 0
     _turn: itertools.count = field(default_factory=itertools.count)
+    _random: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
         if self.policy not in BALANCERS:
             raise ValueError(f"unknown balancer {self.policy!r}; choose one of {', '.join(BALANCERS)}")
         if not self.replicas:
             raise ValueError("the router needs at least one upstream")
+        self._random = random.Random(self.seed)
 
     def choose(self, exclude: set[str] = frozenset()) -> Replica | None:
         healthy = [r for r in self.replicas if r.healthy and r.url not in exclude]
@@ -122,4 +129,7 @@ class Balancer:
             return healthy[next(self._turn) % len(healthy)]
         if self.policy == "least-requests":
             return min(healthy, key=lambda r: (r.in_flight, r.sent))
+        if self.policy == "power-of-two":
+            drawn = self._random.sample(healthy, min(2, len(healthy)))
+            return min(drawn, key=lambda r: r.in_flight)
         return min(healthy, key=lambda r: (r.work, r.in_flight, r.sent))
