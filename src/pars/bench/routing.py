@@ -48,6 +48,7 @@ SETUPS: dict[str, RouterSetup] = {s.name: s for s in (
     RouterSetup("fcfs-round-robin", "round-robin", score=False),
     RouterSetup("pars-round-robin", "round-robin", score=True),
     RouterSetup("pars-least-requests", "least-requests", score=True),
+    RouterSetup("pars-power-of-two", "power-of-two", score=True),
     RouterSetup("pars-least-work", "least-work", score=True),
     RouterSetup("oracle-round-robin", "round-robin", score=False, oracle_priority=True),
 )}
