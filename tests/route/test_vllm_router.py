@@ -64,14 +64,15 @@ def chat(model: str, i: int, tokens: int = 4, stream: bool = False) -> dict:
             "max_tokens": tokens, "ignore_eos": True, "stream": stream}
 
 
-def scored_by(replicas: dict) -> list[float]:
-    return [metric_value(httpx.get(f"{url}/metrics").text, "pars_frontend_requests_total", outcome="scored")
-            for url in replicas["urls"]]
+def counts(urls: list[str], name: str = "pars_frontend_requests_total", **labels: str) -> list[float]:
+    """One /metrics series per replica (default: the requests its front end scored)."""
+    labels = labels or {"outcome": "scored"}
+    return [metric_value(httpx.get(f"{url}/metrics").text, name, **labels) for url in urls]
 
 
 @pytest.mark.parametrize("policy", ["round_robin", "power_of_two"])
 def test_each_replica_scores_and_orders_its_share_of_a_burst(replicas, policy):
-    before = scored_by(replicas)
+    before = counts(replicas["urls"])
     with router(replicas, policy) as client:
         async def burst() -> list[httpx.Response]:
             async with httpx.AsyncClient(base_url=str(client.base_url), timeout=120.0) as aclient:
@@ -83,13 +84,12 @@ def test_each_replica_scores_and_orders_its_share_of_a_burst(replicas, policy):
     assert [r.status_code for r in responses] == [200] * 16
     # the body reached vLLM unchanged: each request's own max_tokens and ignore_eos were honoured
     assert [r.json()["usage"]["completion_tokens"] for r in responses] == [3 + i % 4 for i in range(16)]
-    shares = [after - was for after, was in zip(scored_by(replicas), before)]
+    shares = [after - was for after, was in zip(counts(replicas["urls"]), before)]
     assert sum(shares) == 16, shares  # every request scored exactly once, by the replica that served it
     if policy == "round_robin":
         assert shares == [8, 8], shares
     time.sleep(1.0)  # the engine cores flush their counters
-    sized = [metric_value(httpx.get(f"{url}/metrics").text, "pars_scheduler_requests_total", outcome="sized")
-             for url in replicas["urls"]]
+    sized = counts(replicas["urls"], "pars_scheduler_requests_total", outcome="sized")
     assert min(sized) > 0, f"a replica's PARS scheduler ordered nothing: {sized}"
 
 
@@ -152,7 +152,8 @@ def test_a_killed_replica_is_held_out_and_the_next_requests_all_succeed(replicas
     os.killpg(dead.pid, signal.SIGKILL)  # the whole replica: API server and engine core
     dead.wait(timeout=30)
     time.sleep(3.0)  # a few of the router's 1 s health checks
-    before = scored_by({"urls": replicas["urls"][:1]})[0]
+    live = replicas["urls"][:1]
+    before = counts(live)[0]
     statuses = [routed.post("/v1/chat/completions", json=chat(replicas["model"], i)).status_code for i in range(8)]
     assert statuses == [200] * 8, statuses
-    assert scored_by({"urls": replicas["urls"][:1]})[0] - before == 8, "the live replica did not serve them all"
+    assert counts(live)[0] - before == 8, "the live replica did not serve them all"
