@@ -31,7 +31,7 @@ def test_train_one_short_epoch_writes_a_checkpoint_with_its_settings(trained):
     assert len(config["training"]["data_fingerprint"]) == 16
     assert config["training"]["head_epochs"] == 60
     assert config["training"]["lr"] == TrainSettings.lr != CONTINUATION_LR
-    quantiles = config["score_quantiles"]  # what pars route ranks a score against from its first request
+    quantiles = config["score_quantiles"]  # what pars score-server ranks a score against
     assert len(quantiles) == 101 and quantiles == sorted(quantiles) and quantiles[0] < quantiles[-1]
     stages = [(h["stage"], h["epoch"]) for h in config["training"]["result"]["history"]]
     assert stages == [("linear_probe", e) for e in range(1, 61)] + [("fine_tune", 1)]

@@ -145,7 +145,7 @@ def run_training(job: TrainJob, out: str | Path | None = None, on_step: Progress
                  records: Sequence[LengthRecord] | None = None, embeddings: EmbeddingCache | None = None
                  ) -> tuple[Predictor, TrainResult, dict[str, list[LengthRecord]]]:
     """Train a predictor as `job` says, on `records` (default: the job's data); save it to `out` when given,
-    with the score quantiles `pars route` reads. `embeddings` serves the head-only stages (share one between
+    with the score quantiles `pars score-server` ranks by. `embeddings` serves the head-only stages (share one between
     runs on the same pretrained encoder). Returns the split records too."""
     records = load_job_records(job) if records is None else records
     split = PromptSplit(seed=job.split_seed)
@@ -263,7 +263,7 @@ def teacher_scores(teacher: Predictor, prompts: Sequence[str], on_progress: Dist
 
 def run_distillation(job: DistillJob, out: str | Path, on_progress: DistillProgress | None = None) -> StaticStudent:
     """Score the distillation prompts with the teacher, train the student, save it to `out` with its score
-    quantiles on the validation prompts (what `pars route` reads)."""
+    quantiles on the validation prompts (what `pars score-server` ranks by)."""
     teacher = Predictor.load(job.teacher)
     started = time.perf_counter()
     train_prompts, val_prompts = distillation_prompts(job, teacher.config.split)

@@ -13,13 +13,23 @@ from typer.testing import CliRunner
 from pars.bench.http import free_port, metric_value, running_process
 from pars.cli import app
 from pars.scheduling.request_fields import priority_of
+from pars.scoring.rank import AnchoredRank
+
+
+QUANTILE_PROMPTS = ["Hi.", "Name a colour.", "Say hello.", "List three primes.", "Explain transformers in detail.",
+                    "Write a long story about a lighthouse.", "Write an essay on the history of Rome."]
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
+    """A real encoder with a random head, with score quantiles recorded as `pars train` records them."""
+    import numpy as np
+
     from pars.predictor import Predictor
 
-    return Predictor.untrained(seed=0).save(tmp_path_factory.mktemp("score-server") / "predictor")
+    predictor = Predictor.untrained(seed=0)
+    predictor.config.score_quantiles = np.sort(predictor.score(QUANTILE_PROMPTS)).tolist()
+    return predictor.save(tmp_path_factory.mktemp("score-server") / "predictor")
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +44,20 @@ def server(checkpoint, tmp_path_factory) -> Iterator[httpx.Client]:
             yield client
 
 
+def quantiles(checkpoint) -> list[float]:
+    from pars.predictor.model import PredictorConfig
+
+    return PredictorConfig.read(checkpoint).score_quantiles
+
+
+def test_rank_is_the_share_of_the_checkpoints_held_out_scores_below_and_follows_the_score(server, checkpoint):
+    answers = server.post("/score_batch", json={"prompts": QUANTILE_PROMPTS[:4]}).json()["results"]
+    ranks = [a["rank"] for a in answers]
+    assert all(0.0 <= r <= 1.0 for r in ranks)
+    by_score = [a["rank"] for a in sorted(answers, key=lambda a: a["score"])]
+    assert by_score == sorted(by_score), "a higher score never ranks lower"
+
+
 def expected_scores(checkpoint, prompts: list[str]) -> list[float]:
     from pars.predictor import Predictor
 
@@ -46,6 +70,7 @@ def test_score_reads_a_completion_prompt_or_the_last_user_turn_and_answers_score
     assert by_prompt.status_code == 200
     assert by_prompt.json()["score"] == pytest.approx(hello, abs=1e-3)
     assert by_prompt.json()["priority"] == priority_of(by_prompt.json()["score"])
+    assert by_prompt.json()["rank"] == pytest.approx(AnchoredRank(quantiles(checkpoint)).share_below(hello), abs=1e-3)
     chat = {"messages": [{"role": "system", "content": "You are a helpful assistant."},
                          {"role": "user", "content": "Say hello."}, {"role": "assistant", "content": "Hello!"},
                          {"role": "user", "content": "Write a long story about a lighthouse."}]}
@@ -57,7 +82,7 @@ def test_score_batch_answers_in_order_and_a_blank_or_unreadable_prompt_falls_bac
     results = server.post("/score_batch", json={"prompts": prompts}).json()["results"]
     first, third = expected_scores(checkpoint, [prompts[0], prompts[2]])
     assert results[0]["score"] == pytest.approx(first, abs=1e-3) and results[2]["score"] == pytest.approx(third, abs=1e-3)
-    assert results[1] == {"score": None, "priority": None, "fallback": "empty_prompt"}
+    assert results[1] == {"score": None, "priority": None, "rank": None, "fallback": "empty_prompt"}
     token_ids = server.post("/score", json={"prompt": [1, 2, 3]})
     assert token_ids.status_code == 200 and token_ids.json()["fallback"] == "token_prompt"
 

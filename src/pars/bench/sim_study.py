@@ -19,7 +19,8 @@ from pars.bench.latency import summarise
 from pars.bench.serving import BenchmarkResult, RunResult
 from pars.bench.sim_workload import blended_sizes, sim_requests, synthetic_requests
 from pars.bench.workload import ArrivalPlan, PoolPrompt, Workload, build_workload, burst_arrivals
-from pars.route.balancing import AnchoredRank, predicted_tokens
+from pars.scoring.rank import AnchoredRank
+from pars.sim.balancing import predicted_tokens
 from pars.scheduling import AgingRule, SchedulerSettings
 from pars.sim import EngineConfig, SimRequest, StepProfile, simulate
 from pars.sim.cluster import simulate_cluster
@@ -66,7 +67,7 @@ class SimSetup:
 
     def run(self, requests: Sequence[SimRequest], sizes_of_pool: np.ndarray) -> list:
         """Per-request timings; with replicas, the router's predicted work comes from the size's rank, as
-        `pars route` ranks a score: against quantiles (here the sorted pool sizes, there the checkpoint's scores)."""
+        `pars score-server` ranks a score: against quantiles (here the sorted pool sizes, there the checkpoint's)."""
         if self.replicas == 1:
             return simulate(requests, self.profile, self.engine, self.aging).timings()
         rank = AnchoredRank(np.sort(sizes_of_pool).tolist())

@@ -1,4 +1,4 @@
-"""`python -m pars.cli ...`, as the benchmarks start `pars serve` and `pars route` in a child process."""
+"""`python -m pars.cli ...`, as the benchmarks start `pars serve` and `pars score-server` in a child process."""
 
 from pars.cli import app
 

@@ -227,49 +227,6 @@ def bench_http_command(
                [title for _, title, _ in COLUMNS], 2, [cells(row) for row in rows])
 
 
-@bench_app.command("route")
-def bench_route_command(
-    predictor: PredictorOption = None,
-    model: Annotated[Optional[Path], typer.Option(help="Served model dir [default: artifacts/tiny-model, built if missing]")] = None,
-    burst: Annotated[int, typer.Option(min=0, help="Requests in the burst (0: none; then give --rates)")] = 64,
-    requests: Annotated[int, typer.Option(min=2, help="Requests per Poisson load")] = 160,
-    loads: Annotated[str, typer.Option(help="Poisson rates as fractions of FCFS round-robin's burst throughput")] = "0.9",
-    rates: Annotated[Optional[str], typer.Option(help="Absolute Poisson rates, req/s (overrides --loads)")] = None,
-    length_scale: Annotated[float, typer.Option(help="max_tokens = true length x this (ignore_eos)")] = 1.0,
-    repeats: Annotated[int, typer.Option(min=1, help="Times every setup replays every workload")] = 2,
-    setups: Annotated[Optional[str], typer.Option(help="Comma-separated, fcfs-round-robin first [default: all]")] = None,
-    target_model: Annotated[str, typer.Option(help="Whose true response lengths to replay")] = "gpt-3.5-turbo-1106",
-    max_num_seqs: Annotated[int, typer.Option(min=1, help="vLLM's running batch limit, per replica")] = 4,
-    seed: Annotated[int, typer.Option(help="Seed of the prompt choice and arrivals")] = 0,
-    out: Annotated[Path, typer.Option(help="Where summary.md/json, requests.jsonl, routing.png and logs go")] = Path("results/route/comparison"),
-) -> None:
-    """Two stock vLLM replicas behind `pars route`: FCFS round-robin vs PARS priority with each balancer."""
-    from pars.bench.routing import SETUPS as ROUTER_SETUPS
-    from pars.bench.routing import ReplicaSettings, run_routing_benchmark
-    from pars.bench.routing_report import settings_dict, write_outputs
-    from pars.bench.serving import BenchmarkError, ensure_model
-    from pars.bench.workload import ArrivalPlan
-    from pars.paths import PROJECT_ROOT
-
-    started = start_served_benchmark(length_scale, out, model)
-    directory = predictor or default_predictor_dir()
-    check_checkpoints([directory])
-    names = [s.strip() for s in setups.split(",") if s.strip()] if setups else list(ROUTER_SETUPS)
-    try:
-        plan = ArrivalPlan(requests, burst, parse_floats(loads) if rates is None else (), parse_floats(rates),
-                           length_scale=length_scale, seed=seed)
-        replicas = ReplicaSettings(str(ensure_model(model or PROJECT_ROOT / "artifacts" / "tiny-model")),
-                                   str(directory), max_num_seqs=max_num_seqs)
-        result = run_routing_benchmark(replicas, names, plan, repeats, target_model, out)
-    except (BenchmarkError, ValueError) as err:
-        fail(str(err))
-    rows = write_outputs(out, settings_dict(replicas, plan, result, repeats, started), result)
-    print_rows(f"Routing: 2 replicas, length scale {length_scale} ({out / 'summary.md'})",
-               ["setup", "repeat", "workload", "mean s", "P99 s", "mean/FCFS", "P99/FCFS"], 3,
-               [[r["setup"], str(r["repeat"]), r["workload"], f"{r['mean_s']:.2f}", f"{r['p99_s']:.2f}",
-                 f"{r['mean_vs_fcfs']:.2f}", f"{r['p99_vs_fcfs']:.2f}"] for r in rows])
-
-
 @bench_app.command("calibrate")
 def bench_calibrate_command(
     out: Annotated[Path, typer.Option(help="Profile JSON to write")],

@@ -1,4 +1,4 @@
-"""`pars make-tiny-model`, `pars serve`, `pars score-server`, `pars route` and `pars collect`: serving."""
+"""`pars make-tiny-model`, `pars serve`, `pars score-server` and `pars collect`: serving."""
 
 from __future__ import annotations
 
@@ -95,54 +95,17 @@ def score_server_command(
     max_body_bytes: Annotated[int, typer.Option(min=1, help="Larger request bodies are answered 413")] = 1 << 20,
     max_batch_items: Annotated[int, typer.Option(min=1, help="More prompts in one /score_batch are answered 413")] = 256,
 ) -> None:
-    """Serve ranker scores over HTTP (/score, /score_batch, /health, /metrics) for your own router."""
+    """Serve ranker scores, priorities and ranks over HTTP (/score, /score_batch, /health, /metrics) for a
+    router or gateway (vllm-router, an llm-d endpoint picker) in front of vLLM replicas."""
     import uvicorn
 
+    from pars.predictor.model import PredictorConfig
     from pars.route.score_server import build_app
 
     directory = serving_directory(predictor, scorer)
-    app_ = build_app(front_end_scorer(directory), max_body_bytes, max_batch_items)
+    front_end = front_end_scorer(directory)
+    app_ = build_app(front_end, PredictorConfig.read(directory).score_quantiles, max_body_bytes, max_batch_items)
     console.print(f"scoring with {directory} on http://{host}:{port}")
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
-
-
-@app.command("route")
-def route_command(
-    upstream: Annotated[str, typer.Option(help="Comma-separated base URLs of vLLM servers run with --scheduling-policy priority")],
-    predictor: PredictorOption = None,
-    scorer: ScorerOption = "auto",
-    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 8100,
-    balancer: Annotated[str, typer.Option(help="least-work | least-requests | round-robin | power-of-two")] = "least-work",
-    max_body_bytes: Annotated[int, typer.Option(min=1, help="Larger request bodies are answered 413")] = 1 << 20,
-    upstream_timeout_s: Annotated[float, typer.Option(min=0.001, help="An upstream answer later than this is a 504")] = 600.0,
-    log_lengths: Annotated[Optional[Path], typer.Option(help="Append {prompt, response_tokens, model, ts} per finished request (input to pars train --data / --init-from)")] = None,
-    log_prompts: Annotated[str, typer.Option(help="text | hash (the prompt's SHA-256, for privacy)")] = "text",
-    score: Annotated[bool, typer.Option(help="--no-score: a plain balancer, no scoring and no priority (replicas serve FCFS)")] = True,
-) -> None:
-    """An OpenAI-compatible router: scores each request, sets vLLM's priority, picks a replica, forwards it."""
-    import uvicorn
-
-    from pars.route.balancing import BALANCERS
-    from pars.predictor.model import PredictorConfig
-    from pars.route.length_log import PROMPT_MODES
-    from pars.route.router import RouterSettings, build_router_app
-
-    upstreams = tuple(u.strip() for u in upstream.split(",") if u.strip())
-    bad = [u for u in upstreams if not u.startswith(("http://", "https://"))]
-    if not upstreams or bad:
-        fail(f"--upstream {upstream!r}: give one or more http(s):// base URLs, comma-separated")
-    check_choice("--balancer", balancer, BALANCERS)
-    check_choice("--log-prompts", log_prompts, PROMPT_MODES)
-    if log_lengths is not None:
-        check_output_file(log_lengths, "--log-lengths")
-    directory = serving_directory(predictor, scorer)
-    front_end = front_end_scorer(directory) if score else None
-    quantiles = tuple(PredictorConfig.read(directory).score_quantiles) if score else ()
-    app_ = build_router_app(front_end, RouterSettings(upstreams, balancer, max_body_bytes, upstream_timeout_s,
-                                                   log_lengths=str(log_lengths) if log_lengths else None,
-                                                   log_prompts=log_prompts, score_quantiles=quantiles))
-    console.print(f"routing to {', '.join(upstreams)} ({balancer}{'' if score else ', not scoring'}) on http://{host}:{port}")
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 

@@ -87,8 +87,8 @@ def load_jsonl(path: str | Path, skip_bad: bool = False) -> list[LengthRecord]:
     """Read `{"prompt": str, "response_tokens": int, ...}` lines (plain or .gz).
 
     A bad row raises `DataError` naming file and line; with `skip_bad` it is skipped and counted in the log.
-    A last line that does not parse and has no newline is a torn append (a writer, such as `pars route
-    --log-lengths`, stopped mid-line): it is skipped with a warning, never fatal.
+    A last line that does not parse and has no newline is a torn append (a writer, such as `pars
+    collect`, stopped mid-line): it is skipped with a warning, never fatal.
     """
     path = Path(path)
     records: list[LengthRecord] = []

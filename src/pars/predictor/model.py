@@ -55,7 +55,7 @@ class PredictorConfig:
     bucket_edges: list[float] = field(default_factory=list)  # token edges of the buckets when head_outputs > 1
     training: dict = field(default_factory=dict)  # loss, margin, threshold, labels, models, split, fingerprint
     # the ranker's scores at 0 %, 1 %, ..., 100 % of held-out prompts: where a score ranks, from the first
-    # request on (pars route's priority); empty for checkpoints trained before it was recorded
+    # request on (pars score-server's rank); empty for checkpoints trained before it was recorded
     score_quantiles: list[float] = field(default_factory=list)
     version: str = pars.__version__
 

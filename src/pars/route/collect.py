@@ -67,7 +67,7 @@ async def collect(endpoint: str, model: str, prompts: Sequence[str], log: Length
                 except httpx.HTTPError as err:
                     failed(type(err).__name__)
                 else:
-                    tokens = completion_tokens(response.content, streamed=False) if response.status_code == 200 else None
+                    tokens = completion_tokens(response.content) if response.status_code == 200 else None
                     if tokens is None:
                         failed(f"HTTP {response.status_code}" if response.status_code != 200 else "no usage")
                     else:

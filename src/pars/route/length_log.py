@@ -17,31 +17,14 @@ from pathlib import Path
 PROMPT_MODES = ("text", "hash")
 
 
-def completion_tokens(raw: bytes, streamed: bool) -> int | None:
-    """The completion tokens of an OpenAI-style answer: its `usage`, or for a stream without a usage chunk the
-    number of chunks that carried text, an approximation (vLLM sends one token per chunk by default, but a
-    token that decodes to no text yet is missed; ask for `stream_options.include_usage` for exact counts)."""
-    if not streamed:
-        try:
-            usage = json.loads(raw).get("usage") or {}
-        except (ValueError, AttributeError):
-            return None
-        tokens = usage.get("completion_tokens")
-        return tokens if isinstance(tokens, int) else None
-    usage_tokens, text_chunks = None, 0
-    for line in raw.decode("utf-8", errors="replace").splitlines():
-        if not line.startswith("data: ") or line == "data: [DONE]":
-            continue
-        try:
-            chunk = json.loads(line[len("data: "):])
-        except ValueError:
-            continue
-        if chunk.get("usage"):
-            usage_tokens = chunk["usage"].get("completion_tokens")
-        for choice in chunk.get("choices") or []:
-            if choice.get("text") or (choice.get("delta") or {}).get("content"):
-                text_chunks += 1
-    return usage_tokens if isinstance(usage_tokens, int) else (text_chunks or None)
+def completion_tokens(raw: bytes) -> int | None:
+    """The completion tokens of an OpenAI-style (non-streamed) answer, from its `usage`."""
+    try:
+        usage = json.loads(raw).get("usage") or {}
+    except (ValueError, AttributeError):
+        return None
+    tokens = usage.get("completion_tokens")
+    return tokens if isinstance(tokens, int) else None
 
 
 class LengthLog:

@@ -1,9 +1,11 @@
 """`pars score-server`: the front-end scorer over HTTP, for users who order requests in their own router.
 
 POST /score with an OpenAI-style body (`{"prompt": ...}` as for /v1/completions, or `{"messages": [...]}` as
-for /v1/chat/completions: the same text rule as `pars serve`) answers `{"score", "priority"}`: the ranker's
-score (higher = longer answer expected) and vLLM's integer priority for it (the fixed map `pars serve --mode
-priority` uses). POST /score_batch with `{"prompts": [str, ...]}` answers `{"results": [...]}` in order. A
+for /v1/chat/completions: the same text rule as `pars serve`) answers `{"score", "priority", "rank"}`: the
+ranker's score (higher = longer answer expected), vLLM's integer priority for it (the fixed map `pars serve
+--mode priority` uses) and its rank, the share of the checkpoint's held-out prompts that score below it
+(pars.scoring.rank; null for a checkpoint that recorded no score quantiles). A router or gateway that
+balances by predicted work compares ranks: they mean the same on every replica and after a retrain. POST /score_batch with `{"prompts": [str, ...]}` answers `{"results": [...]}` in order. A
 prompt that cannot be scored in time or at all is answered, not failed: `score` null and `fallback` naming
 why (the caller keeps its own order for it). Bad requests get a 4xx with `{"error": message}`: 400 for
 malformed JSON or a missing prompt, 413 for a body over `max_body_bytes` or a batch over `max_batch_items`.
@@ -13,7 +15,7 @@ GET /health; GET /metrics in Prometheus format.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,6 +30,7 @@ from pars.route.requests import MAX_BODY_BYTES, BadRequest, read_json_object
 from pars.scheduling.request_fields import priority_of
 from pars.scoring import FrontEndScorer, ScoreResult
 from pars.scoring.metrics import ScoringMetrics
+from pars.scoring.rank import AnchoredRank
 from pars.scoring.text import CHAT_COMPLETIONS, COMPLETIONS
 
 MAX_BATCH_ITEMS = 256
@@ -44,21 +47,23 @@ class ScoreServerMetrics:
                                 ["status"], registry=self.registry)
 
 
-def result_json(result: ScoreResult) -> dict[str, Any]:
+def result_json(result: ScoreResult, rank: AnchoredRank | None) -> dict[str, Any]:
     if result.score is None:
-        return {"score": None, "priority": None, "fallback": result.reason}
-    return {"score": result.score, "priority": priority_of(result.score)}
+        return {"score": None, "priority": None, "rank": None, "fallback": result.reason}
+    return {"score": result.score, "priority": priority_of(result.score),
+            "rank": None if rank is None else round(rank.share_below(result.score), 4)}
 
 
-def build_app(scorer: FrontEndScorer, max_body_bytes: int = MAX_BODY_BYTES,
+def build_app(scorer: FrontEndScorer, score_quantiles: Sequence[float] = (), max_body_bytes: int = MAX_BODY_BYTES,
               max_batch_items: int = MAX_BATCH_ITEMS) -> Starlette:
-    """The Starlette app around `scorer` (which it closes at shutdown)."""
+    """The Starlette app around `scorer` (which it closes at shutdown); `score_quantiles` are its checkpoint's."""
     metrics = ScoreServerMetrics()
+    rank = AnchoredRank(score_quantiles) if score_quantiles else None
 
     async def scored(endpoint: str, body: Mapping[str, Any]) -> dict[str, Any]:
         result = await scorer.score(endpoint, body)
         metrics.scoring.observe(result)
-        return result_json(result)
+        return result_json(result, rank)
 
     def rejected(err: BadRequest) -> JSONResponse:
         metrics.rejected.labels(status=str(err.status)).inc()

@@ -1,7 +1,7 @@
-"""The scorer's Prometheus series, one shape for every service that scores (vLLM's front end, the router,
+"""The scorer's Prometheus series, one shape for every service that scores (vLLM's front end and
 the score server): requests by outcome (scored, or the fallback reason) and the time scoring took.
 
-Each service keeps its own metric names (`pars_frontend_*`, `pars_router_*`, `pars_score_server_*`), so a
+Each service keeps its own metric names (`pars_frontend_*`, `pars_score_server_*`), so a
 dashboard tells them apart; what is counted and how is decided here once.
 """
 

@@ -1,5 +1,5 @@
-"""N simulated replicas behind `pars route`: the router's own balancer (pars.route.balancing) picks a replica
-for each request from what it has in flight there, as the real router does.
+"""N simulated replicas behind a router: a balancer (pars.sim.balancing) picks a replica for each request
+from what it has in flight there, as vllm-router does.
 
 The router scores each request first (one FIFO scorer, `router_scoring_ms` a request); the replicas then
 only order by the size it gave. The replicas advance in lock step to each dispatch time, so the balancer
@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from pars.route.balancing import NEUTRAL_WORK, Balancer
-from pars.route.balancing import Replica as RoutedReplica
+from pars.sim.balancing import NEUTRAL_WORK, Balancer
+from pars.sim.balancing import Replica as RoutedReplica
 from pars.scheduling import AgingRule
 from pars.sim.engine import EngineConfig, Replica, scored_entries
 from pars.sim.profile import StepProfile
