@@ -19,10 +19,10 @@ from pars.bench.latency import summarise
 from pars.bench.serving import BenchmarkResult, RunResult
 from pars.bench.sim_workload import blended_sizes, sim_requests, synthetic_requests
 from pars.bench.workload import ArrivalPlan, PoolPrompt, Workload, build_workload, burst_arrivals
-from pars.scoring.rank import AnchoredRank
-from pars.sim.balancing import predicted_tokens
 from pars.scheduling import AgingRule, SchedulerSettings
+from pars.scoring.rank import AnchoredRank
 from pars.sim import EngineConfig, SimRequest, StepProfile, simulate
+from pars.sim.balancing import predicted_tokens
 from pars.sim.cluster import simulate_cluster
 
 # Engine limits that go with each shipped profile: what the profiled engine ran with (this machine), or vLLM's

@@ -5,7 +5,8 @@ for /v1/chat/completions: the same text rule as `pars serve`) answers `{"score",
 ranker's score (higher = longer answer expected), vLLM's integer priority for it (the fixed map `pars serve
 --mode priority` uses) and its rank, the share of the checkpoint's held-out prompts that score below it
 (pars.scoring.rank; null for a checkpoint that recorded no score quantiles). A router or gateway that
-balances by predicted work compares ranks: they mean the same on every replica and after a retrain. POST /score_batch with `{"prompts": [str, ...]}` answers `{"results": [...]}` in order. A
+balances by predicted work compares ranks: they mean the same on every replica and after a retrain.
+POST /score_batch with `{"prompts": [str, ...]}` answers `{"results": [...]}` in order. A
 prompt that cannot be scored in time or at all is answered, not failed: `score` null and `fallback` naming
 why (the caller keeps its own order for it). Bad requests get a 4xx with `{"error": message}`: 400 for
 malformed JSON or a missing prompt, 413 for a body over `max_body_bytes` or a batch over `max_batch_items`.

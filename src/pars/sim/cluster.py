@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from pars.scheduling import AgingRule
 from pars.sim.balancing import NEUTRAL_WORK, Balancer
 from pars.sim.balancing import Replica as RoutedReplica
-from pars.scheduling import AgingRule
 from pars.sim.engine import EngineConfig, Replica, scored_entries
 from pars.sim.profile import StepProfile
 from pars.sim.requests import SimRequest
