@@ -104,6 +104,7 @@ PROMETHEUS = "vllm/v1/metrics/prometheus.py"
 CONFIG_SCHED = "vllm/config/scheduler.py"
 CONFIG_VLLM = "vllm/config/vllm.py"
 CONFIG_MODEL = "vllm/config/model.py"
+CONFIG_PARALLEL = "vllm/config/parallel.py"
 ARG_UTILS = "vllm/engine/arg_utils.py"
 FRONTEND_ARGS = "vllm/entrypoints/launchers/cli_args.py"
 CHAT_PROTOCOL = "vllm/entrypoints/openai/chat_completion/protocol.py"
@@ -187,6 +188,10 @@ INTERNALS: list[Internal] = [
     Internal("field", CONFIG_SCHED, "SchedulerConfig.async_scheduling", f"{RS}.__new__ (picks the flavour)"),
     Internal("field", CONFIG_VLLM, "VllmConfig.additional_config", f"{RS}.__init__ (pars settings)"),
     Internal("field", CONFIG_VLLM, "VllmConfig.model_config", "scheduler.py _tokenizer_decoder"),
+    Internal("field", CONFIG_VLLM, "VllmConfig.parallel_config", "compat.engine_index"),
+    # either name: the rank survives in data_parallel_index where vLLM resets data_parallel_rank to 0
+    Internal("field", CONFIG_PARALLEL, "ParallelConfig.data_parallel_index|data_parallel_rank",
+             "compat.engine_index (the `engine` label of the scheduler series)"),
     *(Internal("field", CONFIG_MODEL, f"ModelConfig.{name}", "scheduler.py _tokenizer_decoder")
       for name in ("tokenizer", "tokenizer_revision", "trust_remote_code")),
     Internal("method", CONFIG_MODEL, "ModelConfig.get_vocab_size", "calibration.py record_steps", ("self",)),

@@ -12,6 +12,9 @@ source by `scripts/check_vllm_internals.py`, results in results/vllm/):
   `max_num_running_reqs` that then means slots (`--max-num-active-seqs` can set fewer).
 - Paused streaming sessions, `num_waiting_for_streaming_input`, count against that limit on every
   supported release; read with a default so a release without them counts none.
+- The data-parallel rank of an engine core: `ParallelConfig.data_parallel_index` where it exists (vLLM
+  resets `data_parallel_rank` to 0 in every core of a dense model's DP and keeps the rank there), else
+  `data_parallel_rank`. It is the `engine` label of vLLM's own series, and of PARS's scheduler series.
 """
 
 from __future__ import annotations
@@ -30,6 +33,12 @@ def admission_limit(scheduler: Any) -> int:
     """How many requests vLLM lets run at once: what a waiting request competes for."""
     limit = getattr(scheduler, "max_num_active_reqs", None)
     return scheduler.max_num_running_reqs if limit is None else limit
+
+
+def engine_index(vllm_config: Any) -> int:
+    """This engine core's data-parallel rank (0 without data parallelism)."""
+    parallel = vllm_config.parallel_config
+    return getattr(parallel, "data_parallel_index", parallel.data_parallel_rank)
 
 
 def paused_sessions(scheduler: Any) -> int:

@@ -36,17 +36,18 @@ def reset_metrics_dir(directory: Path) -> None:
 class SchedulerMetrics:
     """The engine scheduler's series: how each request got its size, the engine's own (fallback) scoring
     time, and how long requests waited for admission, split by whether an estimate or the fallback
-    ordered them."""
+    ordered them. Labelled `engine` by data-parallel rank, as vLLM labels its own series."""
 
     def __init__(self) -> None:
         self.requests = Counter("pars_scheduler_requests", "Requests the PARS scheduler ordered, by outcome "
-                                "(sized, or the reason it fell back to the neutral size)", ["policy", "outcome"])
+                                "(sized, or the reason it fell back to the neutral size)",
+                                ["engine", "policy", "outcome"])
         self.scoring_seconds = Histogram("pars_scheduler_scoring_seconds", "Time from arrival to the engine's own "
-                                         "score, for requests that came without a front-end score", ["policy"],
-                                         buckets=SCORING_SECONDS)
+                                         "score, for requests that came without a front-end score",
+                                         ["engine", "policy"], buckets=SCORING_SECONDS)
         self.queue_wait_seconds = Histogram("pars_scheduler_queue_wait_seconds", "Time from arrival to first "
-                                            "admission, by what ordered the request", ["policy", "ordered_by"],
-                                            buckets=WAIT_SECONDS)
+                                            "admission, by what ordered the request",
+                                            ["engine", "policy", "ordered_by"], buckets=WAIT_SECONDS)
 
 
 @functools.cache

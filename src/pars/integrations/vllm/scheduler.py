@@ -123,6 +123,7 @@ class RankedScheduler(Scheduler):
         self.sizes = self.make_size_source(vllm_config)
         self.counters = SchedulingCounters()
         self.metrics = scheduler_metrics()
+        self.engine = str(compat.engine_index(vllm_config))  # the series' `engine` label, as vLLM's own
         self.neutral = NeutralSize()
         epoch = time.time()
         self.ranked_queues: dict[str, RankedQueue[Request]] = {
@@ -170,7 +171,8 @@ class RankedScheduler(Scheduler):
         if request is None:
             return  # finished or aborted before its size came
         if verdict.scoring_s is not None:
-            self.metrics.scoring_seconds.labels(policy=self.policy_name).observe(verdict.scoring_s)
+            self.metrics.scoring_seconds.labels(engine=self.engine, policy=self.policy_name).observe(
+                verdict.scoring_s)
         if verdict.size is None:
             self._count(verdict.fallback_reason or "unknown")
             size = self.neutral.assign(request.request_id)
@@ -187,7 +189,8 @@ class RankedScheduler(Scheduler):
             self.counters.sized += 1
         else:
             self.counters.fallback[fallback_reason] += 1
-        self.metrics.requests.labels(policy=self.policy_name, outcome=fallback_reason or "sized").inc()
+        self.metrics.requests.labels(engine=self.engine, policy=self.policy_name,
+                                     outcome=fallback_reason or "sized").inc()
 
     def _observe_admissions(self, scheduled: Sequence[Any], now: float) -> None:
         """Queue wait at each request's first admission, split by what ordered it."""
@@ -198,8 +201,8 @@ class RankedScheduler(Scheduler):
             self._admitted.add(new.req_id)
             ordered_by = ("pending" if not self.ranked.has_size(request)
                           else "fallback" if self.neutral.holds(new.req_id) else "estimate")
-            self.metrics.queue_wait_seconds.labels(policy=self.policy_name, ordered_by=ordered_by).observe(
-                max(0.0, now - request.arrival_time))
+            self.metrics.queue_wait_seconds.labels(engine=self.engine, policy=self.policy_name,
+                                                   ordered_by=ordered_by).observe(max(0.0, now - request.arrival_time))
 
     def _free_request(self, request: Request, *args: Any, **kwargs: Any):  # noqa: ANN201
         for ranked in self.ranked_queues.values():
