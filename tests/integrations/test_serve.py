@@ -128,36 +128,68 @@ def test_pars_serve_answers_completions_and_chat_on_localhost(tiny_model, predic
     assert "PARS predicted scheduler" in log_text, "the PARS scheduler was not plugged in"
 
 
+DP_QUESTIONS = ("Hi", "What is 2+2?", "Name a colour.", "Translate 'cat' into French.",
+                "Write a long, detailed essay on the causes and consequences of the French Revolution.",
+                "Explain step by step how a compiler turns source code into machine code, with examples.",
+                "List ten ideas for a birthday party and describe each one in a paragraph.",
+                "Summarise the plot of Hamlet.")
+
+
 def test_pars_serve_with_two_data_parallel_engine_cores_orders_in_each(tiny_model, predictor_dir, tmp_path):
-    """vLLM's own scale-out: with --data-parallel-size 2 the front end scores once and each engine core runs
-    the PARS scheduler on the requests it gets."""
+    """vLLM's own scale-out: with --data-parallel-size 2 the front end scores each request once and each engine
+    core runs the PARS scheduler on the requests it gets. One slot per core: a long request pinned to each rank
+    (vLLM's X-data-parallel-rank header) holds it while eight more queue there, so each rank's admission order
+    (TTFT) must follow the front end's scores; /metrics counts each rank under its `engine` label."""
     import asyncio
 
-    from pars.bench.http import metric_value, running_process, server_environment
+    from pars.bench.http import http_client, metric_value, running_process, server_environment, stream_chat
+    from pars.metrics import spearman
+    from pars.predictor import load_ranker
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "pars.cli", "serve", str(tiny_model), "--predictor", str(predictor_dir),
-               "--port", str(port), "--max-num-seqs", "2", "--max-model-len", "512", "--enforce-eager",
+    model = str(tiny_model)
+    command = [sys.executable, "-m", "pars.cli", "serve", model, "--predictor", str(predictor_dir),
+               "--port", str(port), "--max-num-seqs", "1", "--max-model-len", "512", "--enforce-eager",
                "--data-parallel-size", "2"]
     env = server_environment({"VLLM_LOGGING_LEVEL": "INFO"})
     log = tmp_path / "server.log"
+    scores = load_ranker(predictor_dir).score(list(DP_QUESTIONS))
 
-    async def burst() -> list[int]:
-        async with httpx.AsyncClient(base_url=url, timeout=120.0) as client:
-            bodies = [{"model": str(tiny_model), "messages": [{"role": "user", "content": f"Question {i}: say hi."}],
-                       "max_tokens": 4, "ignore_eos": True} for i in range(12)]
-            return [r.status_code for r in await asyncio.gather(*(client.post("/v1/chat/completions", json=b)
-                                                                 for b in bodies))]
+    def body(text: str, max_tokens: int) -> dict:
+        return {"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": max_tokens,
+                "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
+
+    async def ordered_on(client: httpx.AsyncClient, rank: int, started: float) -> list[float]:
+        """TTFT of each question on `rank`, sent while a 300-token request holds the rank's only slot."""
+        pin = {"X-data-parallel-rank": str(rank)}
+        blocker = asyncio.create_task(stream_chat(client, body("Tell me a story.", 300), started, pin))
+        while metric_value((await client.get("/metrics")).text, "vllm:num_requests_running", engine=str(rank)) < 1:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # the blocker is decoding
+        answers = await asyncio.gather(*(stream_chat(client, body(q, 4), started, pin) for q in DP_QUESTIONS))
+        assert (await blocker).completion_tokens == 300
+        assert [a.completion_tokens for a in answers] == [4] * len(DP_QUESTIONS)
+        return [a.first_chunk_s - a.sent_s for a in answers]
+
+    async def both_ranks() -> list[list[float]]:
+        async with http_client(url, 2 * len(DP_QUESTIONS) + 8) as client:
+            started = time.monotonic()
+            return list(await asyncio.gather(*(ordered_on(client, rank, started) for rank in (0, 1))))
 
     with running_process(command, env, url, log, start_timeout_s=300):
-        assert asyncio.run(burst()) == [200] * 12
+        ttfts = asyncio.run(both_ranks())
         time.sleep(1.0)  # the engine cores flush their last counters
         metrics = httpx.get(f"{url}/metrics").text
-    assert metric_value(metrics, "pars_frontend_requests_total", outcome="scored") == 12
-    assert metric_value(metrics, "pars_scheduler_requests_total", outcome="sized") == 12, "a score did not arrive"
-    served = [metric_value(metrics, "vllm:request_success_total", engine=str(e)) for e in (0, 1)]
-    assert sum(served) == 12 and min(served) > 0, served
+    n = len(DP_QUESTIONS) + 1
+    pars_series = "\n".join(line for line in metrics.splitlines() if line.startswith("pars_") and "_bucket" not in line)
+    assert metric_value(metrics, "pars_frontend_requests_total", outcome="scored") == 2 * n, pars_series
+    for rank, rank_ttfts in enumerate(ttfts):
+        rho = spearman(rank_ttfts, scores)
+        assert rho >= 0.9, f"rank {rank}: TTFT does not follow the scores (Spearman {rho:.2f}): {rank_ttfts}"
+        assert metric_value(metrics, "vllm:request_success_total", engine=str(rank)) == n
+        assert metric_value(metrics, "pars_scheduler_requests_total", engine=str(rank), outcome="sized") == n, \
+            pars_series
     text = log.read_text()
     assert "EngineCore_DP0" in text and "EngineCore_DP1" in text
     assert text.count("PARS predicted scheduler") == 2, "each engine core runs its own PARS scheduler"

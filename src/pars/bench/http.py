@@ -195,11 +195,13 @@ class StreamedResponse:
     error: str | None = None
 
 
-async def stream_chat(client: httpx.AsyncClient, body: Mapping[str, Any], started: float) -> StreamedResponse:
-    """POST /v1/chat/completions and read the stream to its end; cancelling closes it (vLLM then aborts)."""
+async def stream_chat(client: httpx.AsyncClient, body: Mapping[str, Any], started: float,
+                      headers: Mapping[str, str] | None = None) -> StreamedResponse:
+    """POST /v1/chat/completions and read the stream to its end; cancelling closes it (vLLM then aborts).
+    `headers` go with the request (vLLM's `X-data-parallel-rank` pins it to one engine core)."""
     sent = time.monotonic() - started
     first_chunk, tokens = None, None
-    async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+    async with client.stream("POST", "/v1/chat/completions", json=body, headers=headers) as response:
         if response.status_code != 200:
             text = (await response.aread()).decode(errors="replace")
             return StreamedResponse(response.status_code, sent, None, time.monotonic() - started, None, text[:500])
