@@ -77,7 +77,9 @@ def main() -> None:
     sizes = {"fcfs": pool_sizes("fcfs", pool, None), "oracle": pool_sizes("oracle", pool, None),
              "pars-student": pool_sizes("pars", pool, args.predictor / STUDENT_DIR),
              "pars-teacher": pool_sizes("pars", pool, args.predictor)}
-    per_replica_capacity = capacity_rps(SimSetup(profile, engine), pool, sizes["fcfs"], 1.0, args.seed)
+    setup = SimSetup(profile, engine)
+    aging = setup.aging  # the real scheduler's default, as every sim study uses
+    per_replica_capacity = capacity_rps(setup, pool, sizes["fcfs"], 1.0, args.seed)
     capacity = per_replica_capacity * args.replicas
     rng = np.random.default_rng(args.seed)
     trace = load_trace("azure-conv")
@@ -94,9 +96,8 @@ def main() -> None:
     for k in range(args.simulate_replicas):
         mine = slice(k, None, args.replicas)
         for policy, policy_sizes in sizes.items():
-            setup = SimSetup(profile, engine)
             result = simulate(replica_requests(arrivals[mine], picks[mine], tokens_in, tokens_out, policy_sizes),
-                              profile, engine, setup.aging)
+                              profile, engine, aging)
             e2e[policy].append(result.finish_s - result.arrival_s)
             ttft[policy].append(result.first_token_s - result.arrival_s)
         print(f"replica {k + 1}/{args.simulate_replicas} done ({time.perf_counter() - started:.0f} s)", flush=True)

@@ -142,7 +142,8 @@ def test_pars_serve_with_two_data_parallel_engine_cores_orders_in_each(tiny_mode
     (TTFT) must follow the front end's scores; /metrics counts each rank under its `engine` label."""
     import asyncio
 
-    from pars.bench.http import http_client, metric_value, running_process, server_environment, stream_chat
+    from pars.bench.http import (chat_body, http_client, metric_value, running_process, server_environment,
+                                 stream_chat)
     from pars.metrics import spearman
     from pars.predictor import load_ranker
 
@@ -156,18 +157,15 @@ def test_pars_serve_with_two_data_parallel_engine_cores_orders_in_each(tiny_mode
     log = tmp_path / "server.log"
     scores = load_ranker(predictor_dir).score(list(DP_QUESTIONS))
 
-    def body(text: str, max_tokens: int) -> dict:
-        return {"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": max_tokens,
-                "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
-
     async def ordered_on(client: httpx.AsyncClient, rank: int, started: float) -> list[float]:
         """TTFT of each question on `rank`, sent while a 300-token request holds the rank's only slot."""
         pin = {"X-data-parallel-rank": str(rank)}
-        blocker = asyncio.create_task(stream_chat(client, body("Tell me a story.", 300), started, pin))
+        blocker = asyncio.create_task(stream_chat(client, chat_body(model, "Tell me a story.", 300), started, pin))
         while metric_value((await client.get("/metrics")).text, "vllm:num_requests_running", engine=str(rank)) < 1:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)  # the blocker is decoding
-        answers = await asyncio.gather(*(stream_chat(client, body(q, 4), started, pin) for q in DP_QUESTIONS))
+        answers = await asyncio.gather(*(stream_chat(client, chat_body(model, q, 4), started, pin)
+                                         for q in DP_QUESTIONS))
         assert (await blocker).completion_tokens == 300
         assert [a.completion_tokens for a in answers] == [4] * len(DP_QUESTIONS)
         return [a.first_chunk_s - a.sent_s for a in answers]
