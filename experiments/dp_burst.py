@@ -1,7 +1,7 @@
 """PARS inside vLLM data parallelism: bursts of held-out prompts into one `pars serve --data-parallel-size 2`.
 
-For each serving policy (fcfs, pars, oracle) one `pars serve MODEL --policy P --data-parallel-size 2` starts (one API
-server, two engine cores), then `--repeats` bursts of `--requests` streamed chat requests go in two ways:
+For each serving policy (fcfs; pars with the student, pars-teacher with the fine-tuned encoder, by `--scorer`;
+oracle) one `pars serve MODEL --policy P --data-parallel-size 2` starts (one API server, two engine cores), then `--repeats` bursts of `--requests` streamed chat requests go in two ways:
 - `vllm-lb`: as a client sends them; vLLM's own balancer picks the engine core;
 - `pinned`: request i pinned to rank i % 2 with vLLM's `X-data-parallel-rank` header, so each rank's order can be
   read from the client: Spearman(TTFT, true length) per rank.
@@ -36,7 +36,8 @@ from pars.bench.workload import ArrivalPlan
 from pars.metrics import spearman
 from pars.scheduling.request_fields import TRUE_LENGTH_KEY
 
-POLICIES = ("fcfs", "pars", "oracle")
+POLICIES = ("fcfs", "pars", "pars-teacher", "oracle")
+SCORERS = {"pars": "student", "pars-teacher": "teacher"}  # `pars serve --scorer`
 MODES = ("vllm-lb", "pinned")
 RANKS = 2
 
@@ -98,9 +99,12 @@ def main() -> None:
     record: dict = {"settings": {**vars(args), "out": str(args.out), "target_model": target,
                                  "data_parallel_size": RANKS}, "loadavg_before": os.getloadavg(), "runs": []}
     for policy in POLICIES:
-        settings = ServerSettings(args.model, args.predictor if policy == "pars" else None, port=free_port(),
+        served = "pars" if policy in SCORERS else policy
+        settings = ServerSettings(args.model, args.predictor if policy in SCORERS else None, port=free_port(),
                                   max_num_seqs=args.max_num_seqs)
-        command = [*settings.command(ServerSetup(policy, policy, "pars", policy)), "--data-parallel-size", str(RANKS)]
+        command = [*settings.command(ServerSetup(policy, served, "pars", policy)), "--data-parallel-size", str(RANKS)]
+        if policy in SCORERS:
+            command[command.index("--policy"):command.index("--policy")] = ["--scorer", SCORERS[policy]]
         with running_process(command, settings.environment(), settings.base_url, args.out / f"{policy}.log"):
             warm = [chat_body(args.model, f"Warm-up {i}: say something.", 8) for i in range(8)]
             run_bursts(settings.base_url, warm, np.arange(8), 1, "pinned", f"{policy} warm-up")
