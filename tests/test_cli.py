@@ -253,6 +253,19 @@ def test_serve_refuses_a_predictor_given_twice_differently(tmp_path, untrained_c
     assert result.returncode == 2 and f"no predictor checkpoint at {tmp_path / 'other'}" in result.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--learn-store", "bogus"], "--learn-store 'bogus'"),
+    (["--policy", "fcfs"], "use a policy that scores with a predictor"),
+    ([], "refits a distilled student"),  # the checkpoint is a teacher with no student inside
+])
+def test_serve_learn_that_cannot_learn_is_one_error_line(tmp_path, untrained_checkpoint, args, message):
+    result = run_cli("serve", "model-dir", "--predictor", str(untrained_checkpoint), "--learn",
+                     str(tmp_path / "learn"), *args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "learn" / "current").exists()
+
+
 def test_serve_on_an_unsupported_vllm_stops_with_one_line_before_loading_anything(monkeypatch, tmp_path):
     # the fault is injected on purpose: this machine has a supported vLLM, so its version is faked
     monkeypatch.setattr("pars.integrations.vllm.versions.installed_vllm", lambda: ("vllm", "0.35.0"))

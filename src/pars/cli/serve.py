@@ -33,11 +33,17 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 8000,
     max_num_seqs: Annotated[Optional[int], typer.Option(min=1, help="vLLM's running batch limit")] = None,
+    learn: Annotated[Optional[Path], typer.Option(help="Learn the served model's lengths: log every finished "
+                                                       "request in DIR and refit the student from it")] = None,
+    learn_every: Annotated[int, typer.Option(min=10, help="Refit after this many new logged lengths")] = 200,
+    learn_store: Annotated[str, typer.Option(help="text: log the user's text; embeddings: only the student's "
+                                                  "features (no prompt kept)")] = "text",
 ) -> None:
     """Start vLLM's OpenAI-compatible server; requests are scored in its front end, ordered in the engine.
 
     A `--additional-config` among the vLLM args is merged with PARS's: its `pars` keys win, and a
-    `pars.predictor` other than --predictor is an error."""
+    `pars.predictor` other than --predictor is an error. With --learn DIR the front end logs each finished
+    request's length in DIR and refits the distilled student in the background (docs/learning.md)."""
     from pars.integrations.vllm.policies import get_policy
     from pars.integrations.vllm.serve import exec_server, serve_argv, split_additional_config
     from pars.integrations.vllm.versions import installed_vllm, unsupported_reason
@@ -47,18 +53,39 @@ def serve_command(
 
     if reason := unsupported_reason(installed_vllm()):
         fail(reason)
+    check_choice("--learn-store", learn_store, LEARN_STORES)
     try:
         chosen = get_policy(policy)
         user_pars = split_additional_config(ctx.args)[0].get("pars", {})
         if chosen.uses_predictor and not (isinstance(user_pars, dict) and "predictor" in user_pars):
             # the student inside the checkpoint, by default (a pars.predictor the user gave is served as given)
             predictor = serving_checkpoint(predictor or chosen.default_predictor_dir(), scorer)
+        learn_env: dict[str, str] = {}
+        if learn is not None:
+            predictor, learn_env = learning_setup(learn, predictor, chosen.uses_predictor, learn_every, learn_store)
         argv, env = serve_argv(model, policy, predictor, host, port, max_num_seqs, ctx.args, mode)
+        env.update(learn_env)
         if "PARS_PREDICTOR" in env:
             check_checkpoint(env["PARS_PREDICTOR"])
     except (ValueError, CheckpointError) as err:
         fail(str(err))
     exec_server(argv, env)
+
+
+LEARN_STORES = ("text", "embeddings")
+
+
+def learning_setup(learn: Path, predictor: Path | None, uses_predictor: bool, every: int,
+                   store: str) -> tuple[Path, dict[str, str]]:
+    """The checkpoint to serve (LEARN/current) and the front end's learning variables; ValueError or
+    CheckpointError (one line) if this server cannot learn."""
+    from pars.learning.learner import LEARN_DIR_ENV, LEARN_EVERY_ENV, LEARN_STORE_ENV
+    from pars.learning.state import LearnDir
+
+    if not uses_predictor or predictor is None:
+        raise ValueError("--learn refits the served student: use a policy that scores with a predictor (pars)")
+    current = LearnDir(learn).prepare(predictor)
+    return current, {LEARN_DIR_ENV: str(learn), LEARN_EVERY_ENV: str(every), LEARN_STORE_ENV: store}
 
 
 def serving_directory(predictor: Path | None, scorer: str) -> Path:
@@ -125,11 +152,11 @@ def collect_command(
 
     from pars.data import DataError
     from pars.route.collect import collect, read_prompts
-    from pars.route.length_log import PROMPT_MODES, LengthLog
+    from pars.learning.length_log import LengthLog
 
     if not endpoint.startswith(("http://", "https://")):
         fail(f"--endpoint {endpoint!r}: give an http(s):// base URL")
-    check_choice("--log-prompts", log_prompts, PROMPT_MODES)
+    check_choice("--log-prompts", log_prompts, ("text", "hash"))
     check_output_file(out, "--out")
     try:
         texts = read_prompts(prompts)

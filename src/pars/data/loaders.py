@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
-from pars.data.records import MAX_RESPONSE_TOKENS, DataError, LengthRecord
+from pars.data.records import CENSORED_KEY, MAX_RESPONSE_TOKENS, DataError, LengthRecord
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ def _check_length(where: str, length: int) -> int:
     return length
 
 
-def _parse_json_row(path: Path, line_no: int, line: str) -> LengthRecord:
+def _parse_json_row(path: Path, line_no: int, line: str) -> LengthRecord | None:
+    """One row as a record; None for a censored length (a lower bound, pars.learning's length log), never a label."""
     where = f"{path}:{line_no}"
     try:
         row = json.loads(line)
@@ -49,6 +50,8 @@ def _parse_json_row(path: Path, line_no: int, line: str) -> LengthRecord:
         raise DataError(f"{where}: invalid JSON ({getattr(err, 'msg', err)})") from None
     if not isinstance(row, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    if "response_tokens" not in row and CENSORED_KEY in row:
+        return None
     for field in ("prompt", "response_tokens"):
         if field not in row:
             raise DataError(f"{where}: missing field '{field}'")
@@ -86,17 +89,22 @@ def _numbered_lines(path: Path, handle: IO[bytes]) -> Iterator[tuple[int, str]]:
 def load_jsonl(path: str | Path, skip_bad: bool = False) -> list[LengthRecord]:
     """Read `{"prompt": str, "response_tokens": int, ...}` lines (plain or .gz).
 
+    A censored row (`response_tokens_at_least`, from `pars serve --learn`) is left out: it is not a label.
     A bad row raises `DataError` naming file and line; with `skip_bad` it is skipped and counted in the log.
     A last line that does not parse and has no newline is a torn append (a writer, such as `pars
     collect`, stopped mid-line): it is skipped with a warning, never fatal.
     """
     path = Path(path)
     records: list[LengthRecord] = []
-    skipped = 0
+    skipped = censored = 0
     with _open_binary(path) as handle:
         for line_no, line in _numbered_lines(path, handle):
             try:
-                records.append(_parse_json_row(path, line_no, line))
+                record = _parse_json_row(path, line_no, line)
+                if record is None:
+                    censored += 1
+                    continue
+                records.append(record)
             except DataError as err:
                 if not line.endswith("\n"):
                     log.warning("%s:%d: skipped a torn last line (%s)", path, line_no, err)
@@ -107,6 +115,8 @@ def load_jsonl(path: str | Path, skip_bad: bool = False) -> list[LengthRecord]:
                 log.warning("skipped %s", err)
     if skipped:
         log.warning("%s: skipped %d bad rows, kept %d", path, skipped, len(records))
+    if censored:
+        log.info("%s: left out %d censored lengths (lower bounds, not labels)", path, censored)
     if not records:
         raise DataError(f"{path}: no usable rows")
     return records

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+CENSORED_KEY = "response_tokens_at_least"  # a length log's lower bound (a cut response): never a label
 MAX_RESPONSE_TOKENS = 2**63 - 1  # lengths become int64 / float64 arrays downstream
 
 

@@ -75,12 +75,19 @@ class StaticStudent:
                 pooled[row] = self.embeddings[ids].mean(0)
         return pooled
 
+    def features(self, prompts: Sequence[str]) -> np.ndarray:
+        """[prompts, dim + 1]: what the head reads (what `pars serve --learn-store embeddings` logs)."""
+        return np.concatenate([self.pooled(prompts), log_length_feature(prompts)], 1)
+
+    def score_features(self, features: np.ndarray) -> np.ndarray:
+        """The head alone: one float32 score per row of `features`."""
+        hidden = gelu(features @ self.hidden_weight + self.hidden_bias)
+        return (hidden @ self.out_weight + self.out_bias).astype(np.float32)
+
     def score(self, prompts: list[str], batch_size: int = 32) -> np.ndarray:  # noqa: ARG002 - Predictor's signature
         """One float32 score per prompt, in input order; batching does not change a score."""
         check_prompts(prompts)
-        features = np.concatenate([self.pooled(prompts), log_length_feature(prompts)], 1)
-        hidden = gelu(features @ self.hidden_weight + self.hidden_bias)
-        return (hidden @ self.out_weight + self.out_bias).astype(np.float32)
+        return self.score_features(self.features(prompts))
 
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)

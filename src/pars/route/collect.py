@@ -1,7 +1,8 @@
 """`pars collect`: measure the response lengths of any OpenAI-compatible endpoint, offline, into a length log.
 
 Each prompt is sent once as a chat request (`/v1/chat/completions`, not streamed, temperature 0 unless
-given) and its `usage.completion_tokens` is appended to the log (pars.route.length_log), in completion order.
+given) and its `usage.completion_tokens` is appended to the log (pars.learning.length_log), in completion order:
+exact when the answer stopped by itself, censored (at least N) when `max_tokens` cut it.
 A request that fails is counted and left out; nothing is retried, so nothing is measured twice.
 """
 
@@ -16,7 +17,8 @@ from pathlib import Path
 import httpx
 
 from pars.data.loaders import DataError
-from pars.route.length_log import LengthLog, completion_tokens
+from pars.learning.length_log import LengthLog
+from pars.learning.responses import Outcome, ResponseWatcher
 
 
 @dataclass
@@ -47,6 +49,12 @@ def read_prompts(path: Path) -> list[str]:
     return prompts
 
 
+def answer_length(raw: bytes) -> Outcome | None:
+    watcher = ResponseWatcher(streaming=False, hide_usage=False)
+    watcher.feed(raw)
+    return watcher.outcome()
+
+
 async def collect(endpoint: str, model: str, prompts: Sequence[str], log: LengthLog, concurrency: int = 8,
                   max_tokens: int | None = None, api_key: str | None = None, timeout_s: float = 600.0,
                   on_done: Callable[[], None] | None = None) -> CollectResult:
@@ -67,11 +75,12 @@ async def collect(endpoint: str, model: str, prompts: Sequence[str], log: Length
                 except httpx.HTTPError as err:
                     failed(type(err).__name__)
                 else:
-                    tokens = completion_tokens(response.content) if response.status_code == 200 else None
-                    if tokens is None:
+                    outcome = answer_length(response.content) if response.status_code == 200 else None
+                    if outcome is None:
                         failed(f"HTTP {response.status_code}" if response.status_code != 200 else "no usage")
                     else:
-                        log.append(prompt, tokens, model)
+                        log.append(prompt, outcome.tokens, model, censored=outcome.censored,
+                                   finish_reason=outcome.finish_reason, prompt_tokens=outcome.prompt_tokens)
                         result.written += 1
             if on_done:
                 on_done()

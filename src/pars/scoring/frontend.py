@@ -14,12 +14,15 @@ import asyncio
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pars.scheduling.settings import SchedulerSettings
 from pars.scheduling.stats import SchedulingCounters
 from pars.scoring.batcher import ScoreFn, ScoreResult, ScoringBatcher, score_items
 from pars.scoring.text import UnreadableRequest, user_text
+
+if TYPE_CHECKING:
+    from pars.predictor.loading import Ranker
 
 FRONT_END_THREADS = 1
 
@@ -38,6 +41,13 @@ def predictor_score_fn(directory: str | Path, batch_size: int = 8, lazy: bool = 
         if not loaded:
             loaded.append(load_ranker(directory))
         return loaded[0].score(prompts, batch_size=batch_size)
+
+    return score
+
+
+def ranker_score_fn(ranker: Ranker, batch_size: int) -> ScoreFn:
+    def score(prompts: list[str]) -> Any:  # noqa: ANN401 - np.ndarray
+        return ranker.score(prompts, batch_size=batch_size)
 
     return score
 
@@ -69,12 +79,16 @@ class FrontEndScorer:
 
         torch.set_num_threads(FRONT_END_THREADS)  # the front end owns its process's threads
         ranker = load_ranker(directory)
+        return cls(ranker_score_fn(ranker, settings.max_batch), timeout_s=settings.frontend_timeout_s,
+                   max_batch=settings.max_batch, max_queued=settings.max_queued,
+                   inline=bool(getattr(ranker, "cheap", False)))
 
-        def score(prompts: list[str]) -> Any:  # noqa: ANN401 - np.ndarray
-            return ranker.score(prompts, batch_size=settings.max_batch)
-
-        return cls(score, timeout_s=settings.frontend_timeout_s, max_batch=settings.max_batch,
-                   max_queued=settings.max_queued, inline=bool(getattr(ranker, "cheap", False)))
+    def swap(self, ranker: Ranker) -> None:
+        """Score with `ranker` from the next request on (the learner's hot swap: one reference, no wait). Only an
+        inline scorer swaps: a worker thread's batcher keeps the ranker it started with."""
+        if not self.inline:
+            raise ValueError("only an inline (distilled student) front-end scorer can be swapped")
+        self.score_fn = ranker_score_fn(ranker, 1)
 
     def is_alive(self) -> bool:
         """Whether this scorer can still score (an inline one always can)."""

@@ -13,6 +13,8 @@ prompts) goes on without either, and the engine scores its decoded prompt; so sc
 `frontend_timeout_s`. Bodies that are not JSON objects pass through untouched: vLLM answers them.
 Settings come from the environment (`pars serve` sets them): PARS_PREDICTOR, PARS_FRONT_END_MODE,
 PARS_FRONTEND_TIMEOUT_S, PARS_SCORE_BATCH. Outcomes are Prometheus counters on vLLM's /metrics.
+With `pars serve --learn DIR` (PARS_LEARN_DIR) it also watches each response go out, to log how long it was
+(pars.learning): a stream is asked for its usage, and the usage event the client did not ask for is removed.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from collections.abc import Awaitable, Callable, Hashable, MutableMapping
 from typing import Any
 
 from pars.integrations.vllm.metrics import front_end_metrics
+from pars.learning.learner import Learner
+from pars.learning.responses import ResponseWatcher, ask_for_usage
 from pars.scheduling.request_fields import FALLBACK_KEY, SCORE_KEY, priority_of
 from pars.paths import default_predictor_dir
 from pars.scheduling import NeutralSize, SchedulerSettings
 from pars.scoring import ENDPOINTS, FrontEndScorer, ScoreResult
-from pars.scoring.text import ENGINE_READABLE
+from pars.scoring.text import ENGINE_READABLE, UnreadableRequest, user_text
 
 logger = logging.getLogger("vllm.pars")
 
@@ -76,6 +80,7 @@ class PARSScoringMiddleware:
         self.scorer = FrontEndScorer.for_checkpoint(directory, settings)
         self.neutral = NeutralSize()
         self.metrics = front_end_metrics()
+        self.learner = Learner.from_environment(self.scorer)
         logger.info("PARS front-end scorer (%s mode): predictor %s, timeout %.2f s", self.mode, directory,
                     settings.frontend_timeout_s)
 
@@ -85,24 +90,75 @@ class PARSScoringMiddleware:
             return
         raw, disconnected = await _read_body(receive)
         holder = object()  # this request, for the neutral priority it may hold until it ends
+        watched: WatchedResponse | None = None
         if disconnected is None:
-            raw = await self._scored_body(scope["path"], raw, holder)
+            raw, watched = await self._scored_body(scope["path"], raw, holder)
             scope = {**scope, "headers": _with_content_length(scope.get("headers", []), len(raw))}
         try:
-            await self.app(scope, _replay(raw, disconnected, receive), send)
+            await self.app(scope, _replay(raw, disconnected, receive), watched.send(send) if watched else send)
         finally:
             self.neutral.release(holder)
+            if watched is not None:
+                watched.finish()
 
-    async def _scored_body(self, path: str, raw: bytes, holder: Hashable) -> bytes:
+    async def _scored_body(self, path: str, raw: bytes, holder: Hashable) -> tuple[bytes, WatchedResponse | None]:
         try:
             body = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError):
-            return raw  # vLLM answers malformed JSON with a 400
+            return raw, None  # vLLM answers malformed JSON with a 400
         if not isinstance(body, dict):
-            return raw
+            return raw, None
         result = await self.scorer.score(path, body)
         self.metrics.observe(result)
-        return json.dumps(annotate(body, result, self.mode, self.neutral, holder)).encode()
+        body, watched = self._watched(path, body)
+        return json.dumps(annotate(body, result, self.mode, self.neutral, holder)).encode(), watched
+
+    def _watched(self, path: str, body: dict[str, Any]) -> tuple[dict[str, Any], WatchedResponse | None]:
+        """With a learner: the body (usage asked for in a stream) and the watcher of its response."""
+        if self.learner is None:
+            return body, None
+        try:
+            text = user_text(path, body)
+        except UnreadableRequest:
+            return body, None
+        body, hide_usage = ask_for_usage(body)
+        model = body.get("model") if isinstance(body.get("model"), str) else None
+        return body, WatchedResponse(self.learner, text, model, bool(body.get("stream")), hide_usage)
+
+
+class WatchedResponse:
+    """One response on its way out: its body passes through a `ResponseWatcher`; at the end the learner gets
+    the length it proves (only for a 200: an error proves nothing)."""
+
+    def __init__(self, learner: Learner, text: str, model: str | None, streaming: bool, hide_usage: bool) -> None:
+        self.learner = learner
+        self.text = text
+        self.model = model
+        self.watcher = ResponseWatcher(streaming, hide_usage)
+        self.status: int | None = None
+
+    def send(self, send: Send) -> Send:
+        async def watched(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.status = message.get("status")
+            elif message["type"] == "http.response.body" and self.status == 200:
+                body = self.watcher.feed(message.get("body", b""))
+                if not message.get("more_body", False):
+                    body += self.watcher.flush()
+                message = {**message, "body": body}
+            await send(message)
+
+        return watched
+
+    def finish(self) -> None:
+        outcome = self.watcher.outcome() if self.status == 200 else None
+        if outcome is None:
+            return
+        try:
+            self.learner.observe(self.text, outcome, self.model)
+        except Exception as err:  # noqa: BLE001 - the response is out; learning must never fail a request
+            self.learner.metrics.faults.labels(kind="observe").inc()
+            logger.warning("PARS learner: a finished request was not learned from (%r)", err)
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, Message | None]:
