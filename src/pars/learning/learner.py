@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,22 +154,29 @@ class Learner:
             self.learn.record("rejected", **report)
             return None
         try:
-            candidate = await asyncio.to_thread(StaticStudent.load, self.learn.candidate)
+            candidate = await asyncio.to_thread(self._load_and_promote)
         except CheckpointError as error:
             self.metrics.swaps.labels(outcome="load_failed").inc()
             self.learn.record("load_failed", error=str(error))
             logger.warning("PARS learner: the refitted scorer does not load (%s); serving goes on with the live one",
                            error)
             return None
-        self.learn.promote()
+        on_loop = time.perf_counter()
         self.previous, self.live = self.live, candidate
         self.scorer.swap(candidate)
         self.watch = []
+        swap_ms = 1000 * (time.perf_counter() - on_loop)
         self.metrics.swaps.labels(outcome="swapped").inc()
-        self.learn.record("swap", **report)
-        logger.info("PARS learner: swapped in a refit (tau %.3f -> %.3f on %d recent requests)",
-                    report["tau_live"], report["tau_candidate"], report["slice"])
+        self.learn.record("swap", swap_ms_on_event_loop=swap_ms, **report)
+        logger.info("PARS learner: swapped in a refit (tau %.3f -> %.3f on %d recent requests; %.3f ms on the "
+                    "event loop)", report["tau_live"], report["tau_candidate"], report["slice"], swap_ms)
         return None
+
+    def _load_and_promote(self) -> StaticStudent:
+        """Off the event loop: load the candidate (CheckpointError if it is broken), then make it DIR/current."""
+        candidate = StaticStudent.load(self.learn.candidate)
+        self.learn.promote()
+        return candidate
 
     def _refit_failed(self, outcome: str, why: str) -> None:
         self.metrics.refits.labels(outcome=outcome).inc()
