@@ -36,13 +36,14 @@ def ranking_student(student_dir, gpt4_records, tmp_path_factory):
         tmp_path_factory.mktemp("ranking-student"))
 
 
-def learner_for(tmp_path, served, every: int, fault: str | None = None, timeout_s: float = 120.0):
+def learner_for(tmp_path, served, every: int, fault: str | None = None, timeout_s: float = 120.0,
+                store: str = "text"):
     learn = LearnDir(tmp_path / "learn")
     current = learn.prepare(served)
     scorer = FrontEndScorer.for_checkpoint(current, SchedulerSettings())
     registry = CollectorRegistry()
-    learner = Learner(learn, scorer, LearnSettings(every=every, fault=fault, timeout_s=timeout_s), "served-model",
-                      LearnerMetrics(registry))
+    settings = LearnSettings(every=every, store=store, fault=fault, timeout_s=timeout_s)
+    learner = Learner(learn, scorer, settings, "served-model", LearnerMetrics(registry))
     return learner, scorer, registry
 
 
@@ -60,9 +61,12 @@ def value(registry, name, **labels) -> float:
     return registry.get_sample_value(name, labels) or 0.0
 
 
-def test_a_refit_runs_every_n_lengths_and_its_verdict_is_recorded(tmp_path, student_dir, gpt4_records):
-    learner, _, registry = learner_for(tmp_path, student_dir, every=40)
+@pytest.mark.parametrize("store", ["text", "embeddings"])
+def test_a_refit_runs_every_n_lengths_and_its_verdict_is_recorded(tmp_path, student_dir, gpt4_records, store):
+    learner, _, registry = learner_for(tmp_path, student_dir, every=40, store=store)
     feed(learner, gpt4_records[600:640])
+    logged = read_lengths(learner.log.path)[0]
+    assert all((row.prompt is None) == (store == "embeddings") for row in logged)
     assert value(registry, "pars_learn_refits_total", outcome="done") == 1
     assert value(registry, "pars_learn_logged_total", kind="exact") == 40
     assert value(registry, "pars_learn_log_bytes") == learner.log.size() > 0
