@@ -1,18 +1,18 @@
 """`pars serve --learn` as a user meets it: one open model's lengths, which no checkpoint trained on, replayed
-through the real server for 2,000 requests at 0.95 load, beside FCFS on the same arrivals.
+through the real server for 2,000 requests at --load of FCFS capacity (0.95 by default; 0.7 was run), beside FCFS on the same arrivals.
 
-One open model from ../shared/data/open (CASTILLO; default Llama-3.1-8B-Instruct): each request a random prompt
-of that model with one random sample of its 10 lengths, scaled by --length-scale. The tiny model is made to
-answer exactly that long and to stop by itself (min_tokens = L holds EOS back, a logit bias of +100 on EOS brings
-it right after: finish "stop", L + 1 tokens), so the server logs exact lengths, as it would from a real model.
-FCFS capacity comes from a burst on the FCFS server (median of 3); Poisson arrivals at --load of it go to
-`pars serve --policy fcfs` and to `pars serve --predictor STUDENT --learn DIR` in turn, streamed, the client
-asking for no usage. While PARS runs, /metrics is read every 2 s: rolling tau of the live and the initial scorer,
-refits and swaps. Output: runs.json, summary.md and session.png (rolling tau; rolling mean latency PARS / FCFS
-over 200 requests, in arrival order).
+One open model from ../shared/data/open (CASTILLO; default Llama-3.1-8B-Instruct): each request a random prompt of
+that model with one random sample of its 10 lengths, scaled by --length-scale. The tiny model is made to answer
+exactly that long and to stop by itself (min_tokens = L holds EOS back, a logit bias of +100 on EOS brings it right
+after: finish "stop", L + 1 tokens), so the server logs exact lengths, as it would from a real model. FCFS capacity
+comes from a burst on the FCFS server (median of 3); Poisson arrivals at --load of it go to `pars serve --policy
+fcfs`, to `pars serve --predictor STUDENT` and to `pars serve --predictor STUDENT --learn DIR` in turn, streamed,
+the client asking for no usage. While PARS --learn runs, /metrics is read every 2 s: rolling tau of the live and the
+initial scorer, refits and swaps. Output: runs.json, summary.md and session.png (rolling tau; rolling mean latency
+over FCFS's, 200 requests, in arrival order).
 
     .venv/bin/python experiments/learn_serve.py --student artifacts/predictor/student --model artifacts/tiny-model \
-        --out results/learning/serve_2026-12-07
+        --load 0.7 --out results/learning/serve_2026-12-07/sched_idle
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ import matplotlib
 import numpy as np
 
 from learn_curve import open_lengths
-from pars.bench.http import (ServerSettings, ServerSetup, free_port, http_client, metric_value, running_process,
-                             stream_chat)
+from pars.bench.http import ServerSettings, ServerSetup, free_port, metric_value, running_process, stream_chat
 from pars.bench.workload import poisson_arrivals
 
 matplotlib.use("Agg")
@@ -48,7 +47,10 @@ def body(model: str, prompt: str, tokens: int) -> dict:
 
 
 async def replay(url: str, bodies: list[dict], arrivals: np.ndarray, on_tick=None) -> list:
-    async with http_client(url, 512) as client:
+    # a fresh connection per request: an idle kept-alive one that the server closes after its 5 s keep-alive
+    # fails the next request on it (httpx.ReadError) when arrivals are seconds apart
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(900.0, connect=30.0), limits=limits) as client:
         started = time.monotonic()
 
         async def one(i: int):
@@ -109,6 +111,13 @@ def main() -> None:
         fcfs_e2e = e2e(asyncio.run(replay(fcfs.base_url, bodies, arrivals)))
     print(f"FCFS mean e2e {fcfs_e2e.mean():.2f} s", flush=True)
 
+    still = ServerSettings(args.model, args.student, port=free_port(), max_num_seqs=args.max_num_seqs)
+    with running_process(still.command(ServerSetup("pars", "pars", "pars", "pars")), still.environment(),
+                         still.base_url, args.out / "pars-static.log"):
+        asyncio.run(replay(still.base_url, bodies[:16], np.zeros(16)))  # warm-up
+        static_e2e = e2e(asyncio.run(replay(still.base_url, bodies, arrivals)))
+    print(f"PARS (no learning) mean e2e {static_e2e.mean():.2f} s", flush=True)
+
     learn = args.out / "learn"
     shutil.rmtree(learn, ignore_errors=True)
     pars = ServerSettings(args.model, args.student, port=free_port(), max_num_seqs=args.max_num_seqs)
@@ -133,7 +142,8 @@ def main() -> None:
     lineage = [json.loads(line) for line in (learn / "lineage.jsonl").read_text().splitlines()]
     record = {"settings": {**vars(args), "out": str(args.out), "capacities": capacities, "rate": args.load * capacity,
                            "load_average_before": load_before, "load_average_after": os.getloadavg()},
-              "fcfs_e2e": fcfs_e2e.tolist(), "pars_e2e": pars_e2e.tolist(), "timeline": timeline,
+              "fcfs_e2e": fcfs_e2e.tolist(), "static_e2e": static_e2e.tolist(), "pars_e2e": pars_e2e.tolist(),
+              "timeline": timeline,
               "lineage": lineage,
               "final_metrics": [line for line in text.splitlines() if line.startswith("pars_learn")]}
     (args.out / "runs.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -158,8 +168,11 @@ def plot(record: dict, path: Path) -> None:
             top.axvline(at, color="grey", lw=0.5)
     top.set(xlabel="seconds into the replay (grey: a swap seen on /metrics)", ylabel="rolling tau (200 lengths)")
     top.legend()
-    ratio = rolling(np.array(record["pars_e2e"])) / rolling(np.array(record["fcfs_e2e"]))
-    bottom.plot(np.arange(len(ratio)) + WINDOW, ratio)
+    fcfs = rolling(np.array(record["fcfs_e2e"]))
+    for key, label in (("static_e2e", "PARS, no learning"), ("pars_e2e", "PARS --learn")):
+        ratio = rolling(np.array(record[key])) / fcfs
+        bottom.plot(np.arange(len(ratio)) + WINDOW, ratio, label=label)
+    bottom.legend()
     bottom.axhline(1.0, color="grey", lw=0.5)
     bottom.set(xlabel="request (arrival order)", ylabel=f"mean e2e PARS / FCFS ({WINDOW} requests)")
     figure.tight_layout()
@@ -168,19 +181,21 @@ def plot(record: dict, path: Path) -> None:
 
 def summary(record: dict) -> str:
     fcfs, pars = np.array(record["fcfs_e2e"]), np.array(record["pars_e2e"])
+    static = np.array(record["static_e2e"])
     half = len(pars) // 2
+    parts = {"all": slice(None), "first half": slice(0, half), "second half": slice(half, None)}
     events = [e["event"] for e in record["lineage"]]
     last = record["timeline"][-1] if record["timeline"] else {}
     swap_ms = ", ".join(f"{e.get('swap_ms_on_event_loop', float('nan')):.3f} ms"
                         for e in record["lineage"] if e["event"] == "swap")
     return "\n".join([
-        "| | FCFS | PARS --learn | PARS / FCFS |", "|---|---|---|---|",
-        f"| mean e2e s, all | {fcfs.mean():.3f} | {pars.mean():.3f} | {pars.mean() / fcfs.mean():.3f} |",
-        f"| mean e2e s, first half | {fcfs[:half].mean():.3f} | {pars[:half].mean():.3f} | "
-        f"{pars[:half].mean() / fcfs[:half].mean():.3f} |",
-        f"| mean e2e s, second half | {fcfs[half:].mean():.3f} | {pars[half:].mean():.3f} | "
-        f"{pars[half:].mean() / fcfs[half:].mean():.3f} |",
-        f"| P99 e2e s | {np.percentile(fcfs, 99):.3f} | {np.percentile(pars, 99):.3f} | "
+        "| | FCFS | PARS, no learning | PARS --learn | no learning / FCFS | --learn / FCFS |",
+        "|---|---|---|---|---|---|",
+        *(f"| mean e2e s, {name} | {fcfs[part].mean():.3f} | {static[part].mean():.3f} | {pars[part].mean():.3f} | "
+          f"{static[part].mean() / fcfs[part].mean():.3f} | {pars[part].mean() / fcfs[part].mean():.3f} |"
+          for name, part in parts.items()),
+        f"| P99 e2e s | {np.percentile(fcfs, 99):.3f} | {np.percentile(static, 99):.3f} | "
+        f"{np.percentile(pars, 99):.3f} | {np.percentile(static, 99) / np.percentile(fcfs, 99):.3f} | "
         f"{np.percentile(pars, 99) / np.percentile(fcfs, 99):.3f} |",
         "", f"Events: {', '.join(f'{e} {events.count(e)}' for e in dict.fromkeys(events))}; last rolling tau: live "
         f"{last.get('tau_live', float('nan')):.3f}, initial {last.get('tau_initial', float('nan')):.3f}; swap time on "

@@ -1,13 +1,13 @@
 """`pars serve --learn DIR`: the API server learns the served model's lengths from its own finished requests.
 
-Every finished request is logged (pars.learning.length_log). Every `every` new lines a refit runs in its own
-process at the lowest OS priority (pars.learning.refit_job), never on the event loop; its candidate replaces
-the live student only if it ranks the held-back recent slice better by what the slice's size justifies
+Every finished request is logged (pars.learning.length_log). Every `every` new lines a refit runs in its own process
+at the lowest OS priority (SCHED_IDLE, nice 19; pars.learning.refit_job), never on the event loop; its candidate
+replaces the live student only if it ranks the held-back recent slice better by what the slice's size justifies
 (pars.learning.guard). The swap is one reference change on the event loop (the candidate is loaded on a thread
-first), so no request waits for it. The next `every` exact lengths after a swap are scored by both the new
-and the previous scorer; if the previous one ranks them better, it comes back (rollback). A refit that
-crashes, hangs (killed after `timeout_s`), returns a non-finite loss, or leaves a candidate that does not load
-is counted and logged, and the server keeps serving with the scorer it has.
+first), so no request waits for it. The next `every` exact lengths after a swap are scored by both the new and the
+previous scorer; if the previous one ranks them better, it comes back (rollback). A refit that crashes, hangs
+(killed after `timeout_s`), returns a non-finite loss, or leaves a candidate that does not load is counted and
+logged, and the server keeps serving with the scorer it has.
 """
 
 from __future__ import annotations
@@ -62,6 +62,12 @@ class LearnSettings:
 
 
 def _lowest_priority() -> None:
+    """The refit process runs only on CPU time nothing else wants: Linux SCHED_IDLE where allowed, nice 19 too."""
+    if hasattr(os, "sched_setscheduler"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except OSError:
+            pass
     os.nice(19)
 
 
