@@ -1,5 +1,6 @@
 """`pars serve --learn` as a user meets it: one open model's lengths, which no checkpoint trained on, replayed
-through the real server for 2,000 requests at --load of FCFS capacity (0.95 by default; 0.7 was run), beside FCFS on the same arrivals.
+through the real server for 2,000 requests at --load of FCFS capacity (0.95 by default; 0.7 was run), beside FCFS
+on the same arrivals.
 
 One open model from ../shared/data/open (CASTILLO; default Llama-3.1-8B-Instruct): each request a random prompt of
 that model with one random sample of its 10 lengths, scaled by --length-scale. The tiny model is made to answer
