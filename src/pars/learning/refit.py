@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pars.predictor.student_head import StudentHead
 from pars.predictor.student import StaticStudent
 
 
@@ -68,31 +69,24 @@ def refit_head(student: StaticStudent, features: np.ndarray, tokens: np.ndarray,
         raise RefitError(f"fewer than {settings.min_pairs} proven pairs among {len(tokens)} logged lengths")
     start = student.score_features(features)
     margin = settings.margin * float(np.std(start) or 1.0)
-    hidden = nn.Linear(*student.hidden_weight.shape)
-    out = nn.Linear(student.out_weight.shape[0], 1)
-    with torch.no_grad():
-        hidden.weight.copy_(torch.from_numpy(student.hidden_weight.T.copy()))
-        hidden.bias.copy_(torch.from_numpy(student.hidden_bias))
-        out.weight.copy_(torch.from_numpy(student.out_weight[None, :].copy()))
-        out.bias.fill_(student.out_bias)
-    initial = [p.detach().clone() for p in (*hidden.parameters(), *out.parameters())]
-    optimizer = torch.optim.Adam([*hidden.parameters(), *out.parameters()], lr=settings.lr)
+    head = StudentHead.of(student)
+    initial = [p.detach().clone() for p in head.parameters()]
+    optimizer = torch.optim.Adam(head.parameters(), lr=settings.lr)
     inputs = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
     for _ in range(settings.steps):
         longer, shorter = proven_pairs(tokens, censored, settings.threshold, settings.pairs_per_step, rng)
-        scores = out(nn.functional.gelu(hidden(inputs), approximate="tanh"))[:, 0]
-        loss = nn.functional.margin_ranking_loss(scores[longer], scores[shorter], torch.ones(len(longer)),
-                                                 margin=margin)
-        pull = sum(((p - p0) ** 2).sum() for p, p0 in zip((*hidden.parameters(), *out.parameters()), initial))
+        rows, index = np.unique(np.concatenate([longer, shorter]), return_inverse=True)
+        scores = head(inputs[torch.from_numpy(rows)])  # only the rows this step's pairs use
+        loss = nn.functional.margin_ranking_loss(scores[index[:len(longer)]], scores[index[len(longer):]],
+                                                 torch.ones(len(longer)), margin=margin)
+        pull = sum(((p - p0) ** 2).sum() for p, p0 in zip(head.parameters(), initial))
         loss = loss + settings.anchor * pull
         if not math.isfinite(loss.item()):
             raise RefitError("the refit's loss is not finite")
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    weights = {"embeddings": student.embeddings, "hidden_weight": hidden.weight.detach().numpy().T.copy(),
-               "hidden_bias": hidden.bias.detach().numpy().copy(), "out_weight": out.weight.detach().numpy()[0].copy(),
-               "out_bias": out.bias.detach().numpy().copy()}
+    weights = {"embeddings": student.embeddings, **head.weights()}
     if not all(np.isfinite(w).all() for w in weights.values()):
         raise RefitError("the refit produced non-finite weights")
     return StaticStudent(student.config, student.vocabulary, weights)

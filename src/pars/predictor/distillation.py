@@ -21,6 +21,7 @@ from torch import nn
 
 from pars.predictor.model import Predictor, PredictorConfig, length_batches
 from pars.predictor.student import STUDENT_KIND, StaticStudent, log_length_feature
+from pars.predictor.student_head import StudentHead, as_array
 from pars.predictor.words import WordVocabulary
 
 log = logging.getLogger(__name__)
@@ -97,20 +98,13 @@ class StudentNet(nn.Module):
         super().__init__()
         self.embeddings = nn.EmbeddingBag.from_pretrained(torch.from_numpy(vectors), freeze=False, mode="mean",
                                                           sparse=True)
-        self.hidden = nn.Linear(vectors.shape[1] + 1, hidden)
-        self.out = nn.Linear(hidden, 1)
+        self.head = StudentHead(vectors.shape[1] + 1, hidden)
 
     def forward(self, flat_ids: torch.Tensor, offsets: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        features = torch.cat([self.embeddings(flat_ids, offsets), lengths], 1)  # [B, dim + 1]
-        return self.out(nn.functional.gelu(self.hidden(features), approximate="tanh"))[:, 0]  # [B]
+        return self.head(torch.cat([self.embeddings(flat_ids, offsets), lengths], 1))  # [B]
 
     def weights(self) -> dict[str, np.ndarray]:
-        def array(tensor: torch.Tensor) -> np.ndarray:
-            return tensor.detach().float().numpy().copy()
-
-        return {"embeddings": array(self.embeddings.weight), "hidden_weight": array(self.hidden.weight.T),
-                "hidden_bias": array(self.hidden.bias), "out_weight": array(self.out.weight[0]),
-                "out_bias": array(self.out.bias)}
+        return {"embeddings": as_array(self.embeddings.weight), **self.head.weights()}
 
 
 def distillation_loss(scores: torch.Tensor, targets: torch.Tensor, rank_weight: float) -> torch.Tensor:
@@ -158,7 +152,7 @@ def train_student(teacher: Predictor, prompts: Sequence[str], teacher_scores: np
     mean, std = float(np.mean(teacher_scores)), float(np.std(teacher_scores) or 1.0)
     targets = torch.from_numpy(((np.asarray(teacher_scores) - mean) / std).astype(np.float32))
     net = StudentNet(initial_table(teacher, vocabulary, on_progress), settings.hidden)
-    dense = torch.optim.AdamW([*net.hidden.parameters(), *net.out.parameters()], lr=settings.lr, weight_decay=0.01)
+    dense = torch.optim.AdamW(net.head.parameters(), lr=settings.lr, weight_decay=0.01)
     sparse = torch.optim.SparseAdam(list(net.embeddings.parameters()), lr=settings.embedding_lr)
     steps_per_epoch = math.ceil(len(prompts) / settings.batch_size)
     epochs = []
