@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
-from scipy.stats import kendalltau
+
+from pars.metrics import kendall_tau
 
 MIN_SLICE = 30  # fewer exact lengths than this decide nothing
 
@@ -33,8 +36,9 @@ class Verdict:
 
 
 def tau(scores: np.ndarray, lengths: np.ndarray) -> float:
-    value = kendalltau(scores, lengths).statistic
-    return 0.0 if value != value else float(value)  # NaN (constant input) ranks nothing
+    """`pars.metrics.kendall_tau`, with 0 where it is undefined (fewer than 2, or constant, inputs rank nothing)."""
+    value = kendall_tau(scores, lengths)
+    return 0.0 if math.isnan(value) else value
 
 
 def compare(live: np.ndarray, candidate: np.ndarray, lengths: np.ndarray, z: float = 1.0, resamples: int = 200,
@@ -43,7 +47,7 @@ def compare(live: np.ndarray, candidate: np.ndarray, lengths: np.ndarray, z: flo
     live, candidate, lengths = (np.asarray(a, dtype=np.float64) for a in (live, candidate, lengths))
     n = len(lengths)
     if n < MIN_SLICE:
-        return Verdict(tau(live, lengths) if n > 1 else 0.0, tau(candidate, lengths) if n > 1 else 0.0, np.inf, n)
+        return Verdict(tau(live, lengths), tau(candidate, lengths), np.inf, n)
     rng = np.random.default_rng(seed)
     gains = []
     for _ in range(resamples):

@@ -84,7 +84,7 @@ class Learner:
         self.live = StaticStudent.load(learn.current)
         self.initial = StaticStudent.load(learn.initial)
         self.previous: StaticStudent | None = None
-        self.log = LengthLog(learn.log, "embeddings" if settings.store == "embeddings" else "text")
+        self.log = LengthLog(learn.log, settings.store)
         self.since_refit = 0
         self.refitting: asyncio.Task | None = None
         self.recent: deque[tuple[float, float, int]] = deque(maxlen=ROLLING)  # live, initial, tokens
@@ -92,16 +92,17 @@ class Learner:
 
     def observe(self, prompt: str, outcome: Outcome, model: str | None = None) -> None:
         """One finished request (on the event loop: microseconds, the refit is started, not awaited)."""
-        features = self.live.features([prompt])
+        stored = self.log.prompts == "embeddings"
+        features = self.live.features([prompt]) if stored or not outcome.censored else None
         written = self.log.append(prompt, outcome.tokens, model or self.model, censored=outcome.censored,
                                   finish_reason=outcome.finish_reason, prompt_tokens=outcome.prompt_tokens,
-                                  features=features[0] if self.log.prompts == "embeddings" else None)
+                                  features=features[0] if stored else None)
         self.metrics.logged.labels(kind="censored" if outcome.censored else "exact").inc()
         if not written:
             self.metrics.faults.labels(kind="log_write").inc()
             return
         self.metrics.log_bytes.set(self.log.size())
-        if not outcome.censored:
+        if not outcome.censored:  # features were computed for it
             self._track(features, outcome.tokens)
         self.since_refit += 1
         if self.since_refit >= self.settings.every and self.refitting is None and self.watch is None:

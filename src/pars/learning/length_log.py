@@ -6,8 +6,8 @@ the finish reason, and the length: `response_tokens` when the response ended by 
 when it was cut (by `max_tokens`, an abort, a disconnect): a censored length is never written as a label, so
 an exact line stays valid input to `pars train --data` and a censored one is skipped there.
 
-Crash-safe: each line is one `write` on a file opened for appending, so concurrent writers (one API server per
-data-parallel rank) never interleave within a line, and a line torn by a crash is skipped with a warning when the
+Crash-safe: each line is one `write` on a file opened for appending, so concurrent writers (several processes
+on one directory) never interleave within a line, and a line torn by a crash is skipped with a warning when the
 log is read. Bounded: past `max_bytes` the file is renamed to `.1` (older ones shift up, the oldest past `keep` is
 deleted), under a lock file. A write that fails (full disk) is counted, never raised into the request.
 """

@@ -84,7 +84,7 @@ def refit(learn: LearnDir, settings: RefitSettings, fault: str | None = None) ->
         (staged / "model.safetensors").write_bytes(b"not a safetensors file")
     report = {"rows": len(rows), "skipped_lines": skipped, "trained_on": cut, "censored": int(censored.sum()),
               "slice": verdict.n, "tau_live": verdict.tau_live, "tau_candidate": verdict.tau_candidate,
-              "tau_initial": tau(initial.score_features(features[exact]), slice_lengths) if verdict.n > 1 else 0.0,
+              "tau_initial": tau(initial.score_features(features[exact]), slice_lengths),
               "needed_gain": verdict.needed, "better": verdict.better, "seconds": time.perf_counter() - started}
     if fault in ("corrupt", "worse"):
         report["better"] = True  # claimed, so that the swap path runs
