@@ -47,14 +47,22 @@ def learner_for(tmp_path, served, every: int, fault: str | None = None, timeout_
     return learner, scorer, registry
 
 
-def feed(learner, records, finish: str = "stop") -> None:
+@pytest.fixture
+def loop():
+    """One event loop for the whole test, as in the server: the refit worker's pipes belong to the loop that
+    started it."""
+    with asyncio.Runner() as runner:
+        yield runner
+
+
+def feed(loop, learner, records, finish: str = "stop") -> None:
     async def run() -> None:
         for record in records:
             learner.observe(record.prompt, Outcome(record.response_tokens, finish, 12))
         while learner.refitting is not None:
             await asyncio.sleep(0.05)
 
-    asyncio.run(run())
+    loop.run(run())
 
 
 def value(registry, name, **labels) -> float:
@@ -62,9 +70,9 @@ def value(registry, name, **labels) -> float:
 
 
 @pytest.mark.parametrize("store", ["text", "embeddings"])
-def test_a_refit_runs_every_n_lengths_and_its_verdict_is_recorded(tmp_path, student_dir, gpt4_records, store):
+def test_a_refit_runs_every_n_lengths_and_its_verdict_is_recorded(tmp_path, student_dir, gpt4_records, store, loop):
     learner, _, registry = learner_for(tmp_path, student_dir, every=40, store=store)
-    feed(learner, gpt4_records[600:640])
+    feed(loop, learner, gpt4_records[600:640])
     logged = read_lengths(learner.log.path)[0]
     assert all((row.prompt is None) == (store == "embeddings") for row in logged)
     assert value(registry, "pars_learn_refits_total", outcome="done") == 1
@@ -77,19 +85,20 @@ def test_a_refit_runs_every_n_lengths_and_its_verdict_is_recorded(tmp_path, stud
     StaticStudent.load(learner.learn.current)  # the live scorer is always a whole checkpoint
 
 
-def test_a_swap_serves_the_new_scorer_and_a_worse_one_is_rolled_back(tmp_path, ranking_student, gpt4_records):
+def test_a_swap_serves_the_new_scorer_and_a_worse_one_is_rolled_back(tmp_path, ranking_student, gpt4_records,
+                                                                      loop):
     """Injected: the `worse` fault swaps in the live student with its order reversed, claimed better."""
     learner, scorer, registry = learner_for(tmp_path, ranking_student, every=120, fault="worse")
     body = {"messages": [{"role": "user", "content": gpt4_records[0].prompt}]}
-    before = asyncio.run(scorer.score("/v1/chat/completions", body)).score
-    feed(learner, gpt4_records[600:720])
+    before = loop.run(scorer.score("/v1/chat/completions", body)).score
+    feed(loop, learner, gpt4_records[600:720])
     assert value(registry, "pars_learn_swaps_total", outcome="swapped") == 1
-    swapped = asyncio.run(scorer.score("/v1/chat/completions", body)).score
+    swapped = loop.run(scorer.score("/v1/chat/completions", body)).score
     assert swapped == pytest.approx(-before, rel=1e-4)  # the front end scores with the swapped-in scorer
     learner.settings = LearnSettings(every=120)  # no more faults: the window after the swap decides
-    feed(learner, gpt4_records[720:805] + gpt4_records[:35])
+    feed(loop, learner, gpt4_records[720:805] + gpt4_records[:35])
     assert value(registry, "pars_learn_rollbacks_total") == 1
-    assert asyncio.run(scorer.score("/v1/chat/completions", body)).score == pytest.approx(before, rel=1e-4)
+    assert loop.run(scorer.score("/v1/chat/completions", body)).score == pytest.approx(before, rel=1e-4)
     restored = StaticStudent.load(learner.learn.current)  # DIR/current is the rolled-back scorer again
     assert restored.score([gpt4_records[0].prompt])[0] == pytest.approx(before, rel=1e-4)
     assert value(registry, "pars_learn_rolling_tau", scorer="initial") > 0.1
@@ -97,23 +106,41 @@ def test_a_swap_serves_the_new_scorer_and_a_worse_one_is_rolled_back(tmp_path, r
 
 @pytest.mark.parametrize("fault, outcome", [("crash", "crashed"), ("nan", "failed"), ("hang", "timeout")])
 def test_a_refit_that_crashes_hangs_or_diverges_leaves_the_server_serving(tmp_path, student_dir, gpt4_records,
-                                                                          fault, outcome):
+                                                                          fault, outcome, loop):
     """Injected: the refit job fails on purpose in the given way."""
     learner, scorer, registry = learner_for(tmp_path, student_dir, every=40, fault=fault,
-                                            timeout_s=5.0 if fault == "hang" else 120.0)
+                                            timeout_s=15.0 if fault == "hang" else 120.0)
     live = learner.live
-    feed(learner, gpt4_records[600:640])
+    feed(loop, learner, gpt4_records[600:640])
     assert value(registry, "pars_learn_refits_total", outcome=outcome) == 1
     assert learner.live is live and learner.refitting is None
-    assert asyncio.run(scorer.score("/v1/completions", {"prompt": "still scoring?"})).score is not None
+    assert loop.run(scorer.score("/v1/completions", {"prompt": "still scoring?"})).score is not None
     assert len(read_lengths(learner.log.path)[0]) == 40  # nothing logged was lost
 
 
-def test_a_candidate_that_does_not_load_is_counted_and_the_live_scorer_stays(tmp_path, student_dir, gpt4_records):
+def test_the_refit_worker_is_kept_between_refits_and_started_again_after_a_crash(tmp_path, student_dir,
+                                                                                 gpt4_records, loop):
+    """Injected: the first refit crashes the worker on purpose (the `crash` fault)."""
+    learner, _, registry = learner_for(tmp_path, student_dir, every=40, fault="crash")
+    feed(loop, learner, gpt4_records[600:640])
+    crashed = learner.worker
+    assert value(registry, "pars_learn_refits_total", outcome="crashed") == 1 and crashed.returncode == 70
+    learner.settings = LearnSettings(every=40)
+    feed(loop, learner, gpt4_records[640:680])
+    started = learner.worker
+    feed(loop, learner, gpt4_records[680:760])  # a swap's watch window, then the next refit
+    assert value(registry, "pars_learn_refits_total", outcome="done") == 2
+    assert started is not crashed and learner.worker is started and started.returncode is None
+    reports = [json.loads(line) for line in learner.learn.lineage.read_text().splitlines()]
+    assert all(0 < r["cpu_seconds"] < 60 for r in reports if r["event"] in ("swap", "rejected"))
+
+
+def test_a_candidate_that_does_not_load_is_counted_and_the_live_scorer_stays(tmp_path, student_dir, gpt4_records,
+                                                                             loop):
     """Injected: the `corrupt` fault writes a candidate whose weights are not a safetensors file."""
     learner, _, registry = learner_for(tmp_path, student_dir, every=40, fault="corrupt")
     live = learner.live
-    feed(learner, gpt4_records[600:640])
+    feed(loop, learner, gpt4_records[600:640])
     assert value(registry, "pars_learn_swaps_total", outcome="load_failed") == 1
     assert learner.live is live
     StaticStudent.load(learner.learn.current)

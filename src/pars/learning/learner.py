@@ -1,13 +1,15 @@
 """`pars serve --learn DIR`: the API server learns the served model's lengths from its own finished requests.
 
-Every finished request is logged (pars.learning.length_log). Every `every` new lines a refit runs in its own process
-at the lowest OS priority (SCHED_IDLE, nice 19; pars.learning.refit_job), never on the event loop; its candidate
+Every finished request is logged (pars.learning.length_log). Every `every` new lines a refit runs in the refit
+worker, a process of its own at the lowest OS priority (SCHED_IDLE, nice 19; pars.learning.refit_job) that pays its
+imports once, never on the event loop; its candidate
 replaces the live student only if it ranks the held-back recent slice better by what the slice's size justifies
 (pars.learning.guard). The swap is one reference change on the event loop (the candidate is loaded on a thread
 first), so no request waits for it. The next `every` exact lengths after a swap are scored by both the new and the
 previous scorer; if the previous one ranks them better, it comes back (rollback). A refit that crashes, hangs
 (killed after `timeout_s`), returns a non-finite loss, or leaves a candidate that does not load is counted and
-logged, and the server keeps serving with the scorer it has.
+logged, and the server keeps serving with the scorer it has; a worker that died is started afresh for the next
+refit.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ class Learner:
         self.log = LengthLog(learn.log, settings.store)
         self.since_refit = 0
         self.refitting: asyncio.Task | None = None
+        self.worker: asyncio.subprocess.Process | None = None
         self.recent: deque[tuple[float, float, int]] = deque(maxlen=ROLLING)  # live, initial, tokens
         self.watch: list[tuple[float, float, int]] | None = None  # after a swap: new, previous, tokens
 
@@ -137,23 +140,39 @@ class Learner:
         logger.warning("PARS learner: rolled back a swap (tau %.3f after it, %.3f before, %d requests)",
                        verdict.tau_live, verdict.tau_candidate, verdict.n)
 
-    async def _refit(self) -> None:
-        command = [sys.executable, "-m", "pars.learning.refit_job", str(self.learn.root),
-                   *(["--inject-fault", self.settings.fault] if self.settings.fault else [])]
-        process = await asyncio.create_subprocess_exec(
-            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, preexec_fn=_lowest_priority,
-            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    async def _worker(self) -> asyncio.subprocess.Process:
+        """The refit worker (started on the first refit, and again after one died or was killed)."""
+        if self.worker is None or self.worker.returncode is not None:
+            self.worker = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "pars.learning.refit_job", str(self.learn.root), stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, preexec_fn=_lowest_priority, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        return self.worker
+
+    async def _ask_worker(self) -> bytes:
+        """One refit's answer line; b"" if the worker died. Kills the worker on a timeout."""
+        worker = await self._worker()
         try:
-            out, err = await asyncio.wait_for(process.communicate(), self.settings.timeout_s)
+            worker.stdin.write(json.dumps({"inject_fault": self.settings.fault}).encode() + b"\n")
+            await worker.stdin.drain()
+            return await asyncio.wait_for(worker.stdout.readline(), self.settings.timeout_s)
+        except (BrokenPipeError, ConnectionResetError):
+            return b""
         except TimeoutError:
-            process.kill()
-            await process.wait()
+            worker.kill()
+            await worker.wait()
+            raise
+
+    async def _refit(self) -> None:
+        try:
+            answer = await self._ask_worker()
+        except TimeoutError:
             return self._refit_failed("timeout", f"no answer in {self.settings.timeout_s:.0f} s, killed")
-        if process.returncode != 0:
-            lines = (out or err).decode(errors="replace").strip().splitlines()
-            return self._refit_failed("failed" if process.returncode == 3 else "crashed",
-                                      f"exit {process.returncode}: {lines[-1] if lines else 'no output'}")
-        report = json.loads(out.decode().strip().splitlines()[-1])
+        if not answer:
+            code = await self.worker.wait()
+            return self._refit_failed("crashed", f"the refit worker exited with {code}")
+        report = json.loads(answer)
+        if "error" in report:
+            return self._refit_failed("failed", report["error"])
         self.metrics.refits.labels(outcome="done").inc()
         self.metrics.refit_seconds.observe(report["seconds"])
         if not report["better"]:

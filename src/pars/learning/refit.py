@@ -27,8 +27,8 @@ class RefitError(RuntimeError):
 
 @dataclass(frozen=True)
 class RefitSettings:
-    steps: int = 300
-    pairs_per_step: int = 1024
+    steps: int = 100
+    pairs_per_step: int = 256
     lr: float = 3e-3
     margin: float = 1.0  # in standard deviations of the live student's scores on the training rows
     threshold: float = 0.2  # lengths closer than this (relative to the longer) are not a pair

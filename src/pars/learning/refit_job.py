@@ -1,12 +1,15 @@
-"""One refit, as its own process: `python -m pars.learning.refit_job DIR` (the learner starts it, niced).
+"""The refit worker, its own process: `python -m pars.learning.refit_job DIR` (the learner starts it, niced).
 
-Reads DIR's length log (its last MAX_ROWS lines), holds back its most recent quarter (the slice the guard judges
-on), refits the live student's head on the rest (pars.learning.refit), and writes the candidate to DIR/candidate
-with `refit.json`: taus of the live, initial and candidate scorers on the slice, the gain the slice's size asks for,
-and whether the candidate passed. Its own process because a refit may crash or hang: the server then kills it and
-keeps serving. `--inject-fault` exists for the tests that prove that, and says so: crash, hang, nan (a non-finite
-loss), corrupt (a candidate that does not load, claimed better) and worse (the candidate's order reversed, claimed
-better: the swap the rollback must undo)."""
+It pays its imports (torch) once and then refits on demand: each line on stdin (a JSON object, its
+`inject_fault` null or a fault's name) asks for one refit, answered by one JSON line on stdout. A refit reads
+DIR's length log (its last MAX_ROWS lines), holds back its most recent quarter (the slice the guard judges on),
+refits the live student's head on the rest (pars.learning.refit), and writes the candidate to DIR/candidate with
+`refit.json`: taus of the live, initial and candidate scorers on the slice, the gain the slice's size asks for,
+whether the candidate passed, and the wall and CPU seconds it took; a refit that cannot be done answers
+`{"error": ...}`. Its own process because a refit may crash or hang: the server then kills it, keeps serving,
+and starts a fresh worker for the next refit. The faults exist for the tests that prove that, and say so: crash,
+hang, nan (a non-finite loss), corrupt (a candidate that does not load, claimed better) and worse (the
+candidate's order reversed, claimed better: the swap the rollback must undo)."""
 
 from __future__ import annotations
 
@@ -56,7 +59,7 @@ def reversed_student(student: StaticStudent) -> StaticStudent:
 
 
 def refit(learn: LearnDir, settings: RefitSettings, fault: str | None = None) -> dict:
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     live = StaticStudent.load(learn.current)
     initial = StaticStudent.load(learn.initial)
     rows, skipped = read_lengths(learn.log)
@@ -85,7 +88,8 @@ def refit(learn: LearnDir, settings: RefitSettings, fault: str | None = None) ->
     report = {"rows": len(rows), "skipped_lines": skipped, "trained_on": cut, "censored": int(censored.sum()),
               "slice": verdict.n, "tau_live": verdict.tau_live, "tau_candidate": verdict.tau_candidate,
               "tau_initial": tau(initial.score_features(features[exact]), slice_lengths),
-              "needed_gain": verdict.needed, "better": verdict.better, "seconds": time.perf_counter() - started}
+              "needed_gain": verdict.needed, "better": verdict.better, "seconds": time.perf_counter() - started,
+              "cpu_seconds": time.process_time() - cpu_started}
     if fault in ("corrupt", "worse"):
         report["better"] = True  # claimed, so that the swap path runs
     (staged / REPORT).write_text(json.dumps(report, indent=2) + "\n")
@@ -97,17 +101,21 @@ def refit(learn: LearnDir, settings: RefitSettings, fault: str | None = None) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("directory", type=Path)
-    parser.add_argument("--inject-fault", choices=FAULTS, help="tests only: fail on purpose in this way")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)
-    try:
-        report = refit(LearnDir(args.directory), RefitSettings(), args.inject_fault)
-    except RefitError as err:
-        print(json.dumps({"error": str(err)}))
-        sys.exit(3)
-    print(json.dumps(report))
+    learn = LearnDir(args.directory)
+    for line in sys.stdin:  # one refit per request; EOF (the server went away) ends the worker
+        fault = json.loads(line).get("inject_fault")
+        if fault not in (None, *FAULTS):
+            report: dict = {"error": f"unknown fault {fault!r}"}
+        else:
+            try:
+                report = refit(learn, RefitSettings(), fault)
+            except RefitError as err:
+                report = {"error": str(err)}
+        print(json.dumps(report), flush=True)
 
 
 if __name__ == "__main__":
