@@ -123,14 +123,14 @@ def test_the_refit_worker_is_kept_between_refits_and_started_again_after_a_crash
     """Injected: the first refit crashes the worker on purpose (the `crash` fault)."""
     learner, _, registry = learner_for(tmp_path, student_dir, every=40, fault="crash")
     feed(loop, learner, gpt4_records[600:640])
-    crashed = learner.worker
+    crashed = learner.worker.process
     assert value(registry, "pars_learn_refits_total", outcome="crashed") == 1 and crashed.returncode == 70
     learner.settings = LearnSettings(every=40)
     feed(loop, learner, gpt4_records[640:680])
-    started = learner.worker
+    started = learner.worker.process
     feed(loop, learner, gpt4_records[680:760])  # a swap's watch window, then the next refit
     assert value(registry, "pars_learn_refits_total", outcome="done") == 2
-    assert started is not crashed and learner.worker is started and started.returncode is None
+    assert started is not crashed and learner.worker.process is started and started.returncode is None
     reports = [json.loads(line) for line in learner.learn.lineage.read_text().splitlines()]
     assert all(0 < r["cpu_seconds"] < 60 for r in reports if r["event"] in ("swap", "rejected"))
 

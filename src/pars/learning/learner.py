@@ -1,8 +1,8 @@
 """`pars serve --learn DIR`: the API server learns the served model's lengths from its own finished requests.
 
 Every finished request is logged (pars.learning.length_log). Every `every` new lines a refit runs in the refit
-worker, a process of its own at the lowest OS priority (SCHED_IDLE, nice 19; pars.learning.refit_job) that pays its
-imports once, never on the event loop; its candidate
+worker (pars.learning.worker), a process of its own at the lowest OS priority (SCHED_IDLE, nice 19), started with
+the server so that its imports are paid before traffic comes; never on the event loop. Its candidate
 replaces the live student only if it ranks the held-back recent slice better by what the slice's size justifies
 (pars.learning.guard). The swap is one reference change on the event loop (the candidate is loaded on a thread
 first), so no request waits for it. The next `every` exact lengths after a swap are scored by both the new and the
@@ -18,7 +18,6 @@ import asyncio
 import json
 import logging
 import os
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from pars.learning.length_log import LengthLog
 from pars.learning.metrics import LearnerMetrics, learner_metrics
 from pars.learning.responses import Outcome
 from pars.learning.state import LearnDir
+from pars.learning.worker import RefitWorker, WorkerDied
 from pars.predictor.checkpoint import CheckpointError
 from pars.predictor.student import StaticStudent
 
@@ -63,16 +63,6 @@ class LearnSettings:
                    fault=env.get(LEARN_FAULT_ENV) or None)
 
 
-def _lowest_priority() -> None:
-    """The refit process runs only on CPU time nothing else wants: Linux SCHED_IDLE where allowed, nice 19 too."""
-    if hasattr(os, "sched_setscheduler"):
-        try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        except OSError:
-            pass
-    os.nice(19)
-
-
 class Learner:
     """Owns the log, the refits and the live scorer's lineage for one API server."""
 
@@ -89,7 +79,7 @@ class Learner:
         self.log = LengthLog(learn.log, settings.store)
         self.since_refit = 0
         self.refitting: asyncio.Task | None = None
-        self.worker: asyncio.subprocess.Process | None = None
+        self.worker = RefitWorker(learn.root)
         self.recent: deque[tuple[float, float, int]] = deque(maxlen=ROLLING)  # live, initial, tokens
         self.watch: list[tuple[float, float, int]] | None = None  # after a swap: new, previous, tokens
 
@@ -140,37 +130,13 @@ class Learner:
         logger.warning("PARS learner: rolled back a swap (tau %.3f after it, %.3f before, %d requests)",
                        verdict.tau_live, verdict.tau_candidate, verdict.n)
 
-    async def _worker(self) -> asyncio.subprocess.Process:
-        """The refit worker (started on the first refit, and again after one died or was killed)."""
-        if self.worker is None or self.worker.returncode is not None:
-            self.worker = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "pars.learning.refit_job", str(self.learn.root), stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE, preexec_fn=_lowest_priority, env={**os.environ, "OMP_NUM_THREADS": "1"})
-        return self.worker
-
-    async def _ask_worker(self) -> bytes:
-        """One refit's answer line; b"" if the worker died. Kills the worker on a timeout."""
-        worker = await self._worker()
-        try:
-            worker.stdin.write(json.dumps({"inject_fault": self.settings.fault}).encode() + b"\n")
-            await worker.stdin.drain()
-            return await asyncio.wait_for(worker.stdout.readline(), self.settings.timeout_s)
-        except (BrokenPipeError, ConnectionResetError):
-            return b""
-        except TimeoutError:
-            worker.kill()
-            await worker.wait()
-            raise
-
     async def _refit(self) -> None:
         try:
-            answer = await self._ask_worker()
-        except TimeoutError:
-            return self._refit_failed("timeout", f"no answer in {self.settings.timeout_s:.0f} s, killed")
-        if not answer:
-            code = await self.worker.wait()
-            return self._refit_failed("crashed", f"the refit worker exited with {code}")
-        report = json.loads(answer)
+            report = await asyncio.to_thread(self.worker.ask, self.settings.fault, self.settings.timeout_s)
+        except TimeoutError as err:
+            return self._refit_failed("timeout", str(err))
+        except WorkerDied as err:
+            return self._refit_failed("crashed", str(err))
         if "error" in report:
             return self._refit_failed("failed", report["error"])
         self.metrics.refits.labels(outcome="done").inc()

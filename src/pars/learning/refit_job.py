@@ -1,23 +1,18 @@
-"""The refit worker, its own process: `python -m pars.learning.refit_job DIR` (the learner starts it, niced).
+"""One refit, as the refit worker (pars.learning.worker, its own process) runs it on demand.
 
-It pays its imports (torch) once and then refits on demand: each line on stdin (a JSON object, its
-`inject_fault` null or a fault's name) asks for one refit, answered by one JSON line on stdout. A refit reads
-DIR's length log (its last MAX_ROWS lines), holds back its most recent quarter (the slice the guard judges on),
-refits the live student's head on the rest (pars.learning.refit), and writes the candidate to DIR/candidate with
-`refit.json`: taus of the live, initial and candidate scorers on the slice, the gain the slice's size asks for,
-whether the candidate passed, and the wall and CPU seconds it took; a refit that cannot be done answers
-`{"error": ...}`. Its own process because a refit may crash or hang: the server then kills it, keeps serving,
-and starts a fresh worker for the next refit. The faults exist for the tests that prove that, and say so: crash,
-hang, nan (a non-finite loss), corrupt (a candidate that does not load, claimed better) and worse (the
-candidate's order reversed, claimed better: the swap the rollback must undo)."""
+A refit reads DIR's length log (its last MAX_ROWS lines), holds back its most recent quarter (the slice the guard
+judges on), refits the live student's head on the rest (pars.learning.refit), and writes the candidate to
+DIR/candidate with `refit.json`: taus of the live, initial and candidate scorers on the slice, the gain the
+slice's size asks for, whether the candidate passed, and the wall and CPU seconds it took. The faults exist for
+the tests that prove a server survives them, and say so: crash, hang, nan (a non-finite loss), corrupt (a
+candidate that does not load, claimed better) and worse (the candidate's order reversed, claimed better: the
+swap the rollback must undo)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -96,27 +91,3 @@ def refit(learn: LearnDir, settings: RefitSettings, fault: str | None = None) ->
     shutil.rmtree(learn.candidate, ignore_errors=True)
     os.replace(staged, learn.candidate)
     return report
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("directory", type=Path)
-    args = parser.parse_args()
-    import torch
-
-    torch.set_num_threads(1)
-    learn = LearnDir(args.directory)
-    for line in sys.stdin:  # one refit per request; EOF (the server went away) ends the worker
-        fault = json.loads(line).get("inject_fault")
-        if fault not in (None, *FAULTS):
-            report: dict = {"error": f"unknown fault {fault!r}"}
-        else:
-            try:
-                report = refit(learn, RefitSettings(), fault)
-            except RefitError as err:
-                report = {"error": str(err)}
-        print(json.dumps(report), flush=True)
-
-
-if __name__ == "__main__":
-    main()
