@@ -83,6 +83,8 @@ def main() -> None:
     parser.add_argument("--served-lengths", default="Llama-3.1-8B-Instruct", help="the open model replayed")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--load", type=float, default=0.95)
+    parser.add_argument("--rate", type=float, help="req/s: a fixed rate instead of --load x the measured capacity, "
+                                                   "for runs that must share one load axis on a VM whose speed drifts")
     parser.add_argument("--length-scale", type=float, default=0.1)
     parser.add_argument("--learn-every", type=int, default=200)
     parser.add_argument("--max-num-seqs", type=int, default=4)
@@ -107,8 +109,9 @@ def main() -> None:
             burst = asyncio.run(replay(fcfs.base_url, bodies[:100], np.zeros(100)))
             capacities.append(100 / max(r.finish_s for r in burst))
         capacity = statistics.median(capacities)
-        arrivals = poisson_arrivals(args.requests, args.load * capacity, seed=1)
-        print(f"FCFS capacity {capacities} req/s -> {args.load * capacity:.1f} req/s", flush=True)
+        rate = args.rate or args.load * capacity
+        arrivals = poisson_arrivals(args.requests, rate, seed=1)
+        print(f"FCFS capacity {capacities} req/s -> {rate:.1f} req/s", flush=True)
         fcfs_e2e = e2e(asyncio.run(replay(fcfs.base_url, bodies, arrivals)))
     print(f"FCFS mean e2e {fcfs_e2e.mean():.2f} s", flush=True)
 
@@ -141,7 +144,7 @@ def main() -> None:
         time.sleep(10)  # a refit started by the last requests finishes
         text = httpx.get(f"{pars.base_url}/metrics").text
     lineage = [json.loads(line) for line in (learn / "lineage.jsonl").read_text().splitlines()]
-    record = {"settings": {**vars(args), "out": str(args.out), "capacities": capacities, "rate": args.load * capacity,
+    record = {"settings": {**vars(args), "out": str(args.out), "capacities": capacities, "rate": rate,
                            "load_average_before": load_before, "load_average_after": os.getloadavg()},
               "fcfs_e2e": fcfs_e2e.tolist(), "static_e2e": static_e2e.tolist(), "pars_e2e": pars_e2e.tolist(),
               "timeline": timeline,

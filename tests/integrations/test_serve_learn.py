@@ -13,7 +13,6 @@ import json
 import time
 
 import httpx
-import pytest
 
 from pars.bench.http import ServerSettings, ServerSetup, free_port, metric_value, running_process
 from pars.learning.length_log import LengthLog, read_lengths

@@ -10,7 +10,7 @@ import pytest
 from pars.predictor import CheckpointError, Predictor, StaticStudent, load_ranker
 from pars.predictor.loading import serving_checkpoint
 from pars.predictor.checkpoint import check_checkpoint
-from pars.predictor.model import PredictorConfig
+from pars.predictor.config import PredictorConfig
 
 PROMPTS = ["Write a haiku about rain.", "Explain, step by step, how a compiler turns source code into machine code.",
            "hi", "!!!", "Ünïcödé prompt with ☃ and 漢字"]

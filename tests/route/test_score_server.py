@@ -45,7 +45,7 @@ def server(checkpoint, tmp_path_factory) -> Iterator[httpx.Client]:
 
 
 def quantiles(checkpoint) -> list[float]:
-    from pars.predictor.model import PredictorConfig
+    from pars.predictor.config import PredictorConfig
 
     return PredictorConfig.read(checkpoint).score_quantiles
 

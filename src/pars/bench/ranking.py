@@ -16,8 +16,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-
 from pars.data.labels import group_by_prompt
 from pars.data.records import LengthRecord
 from pars.data.splits import PromptSplit

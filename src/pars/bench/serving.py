@@ -348,7 +348,7 @@ async def _measure(engine: Any, spec: PolicySpec, workload: Workload, load: floa
 def split_of(predictor_dir: Path | None) -> PromptSplit:
     """The prompt split the predictor was trained with, so benchmark prompts are ones it never saw;
     PromptSplit(seed=0), the training default, when no policy uses a checkpoint."""
-    from pars.predictor.model import PredictorConfig
+    from pars.predictor.config import PredictorConfig
 
     return PredictorConfig.read(predictor_dir).split if predictor_dir else PromptSplit(seed=0)
 

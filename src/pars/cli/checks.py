@@ -84,7 +84,7 @@ def check_train_options(out: Path, encoder: str | None, max_length: int, truncat
                         lr: float) -> None:
     """What `pars train` can check before it loads data or an encoder (TrainSettings checks the rest)."""
     from pars.data.labels import LABEL_MODES
-    from pars.predictor.model import POOLINGS, TRUNCATIONS
+    from pars.predictor.config import POOLINGS, TRUNCATIONS
 
     check_output_dir(out, "--out")
     check_choice("--truncation", truncation, TRUNCATIONS)

@@ -126,7 +126,7 @@ def score_server_command(
     router or gateway (vllm-router, an llm-d endpoint picker) in front of vLLM replicas."""
     import uvicorn
 
-    from pars.predictor.model import PredictorConfig
+    from pars.predictor.config import PredictorConfig
     from pars.route.score_server import build_app
 
     directory = serving_directory(predictor, scorer)

@@ -15,7 +15,6 @@ refit.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time

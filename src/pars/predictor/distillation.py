@@ -19,7 +19,8 @@ import torch
 from scipy.stats import kendalltau
 from torch import nn
 
-from pars.predictor.model import Predictor, PredictorConfig, length_batches
+from pars.predictor.config import PredictorConfig
+from pars.predictor.model import Predictor, length_batches
 from pars.predictor.student import STUDENT_KIND, StaticStudent, log_length_feature
 from pars.predictor.student_head import StudentHead, as_array
 from pars.predictor.words import WordVocabulary

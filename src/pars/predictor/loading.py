@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Union
 
 from pars.predictor.checkpoint import CheckpointError, check_checkpoint, holds_checkpoint
-from pars.predictor.model import Predictor, PredictorConfig
+from pars.predictor.config import PredictorConfig
+from pars.predictor.model import Predictor
 from pars.predictor.student import STUDENT_KIND, StaticStudent
 
 Ranker = Union[Predictor, StaticStudent]  # both: `score(prompts, batch_size) -> np.ndarray` and `config`

@@ -11,7 +11,7 @@ import copy
 import functools
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +21,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
-import pars
-from pars.data.splits import PromptSplit
-from pars.predictor.checkpoint import (CHECKPOINT_HINT, HEAD_FILE, HF_CONFIG_FILE, KINDS, WEIGHTS_FILE, CheckpointError,
-                                       check_checkpoint, layout_of, read_json_object, read_settings, write_settings)
+from pars.predictor.checkpoint import (CHECKPOINT_HINT, HEAD_FILE, HF_CONFIG_FILE, WEIGHTS_FILE, CheckpointError,
+                                       check_checkpoint, layout_of, read_json_object, write_settings)
+from pars.predictor.config import (LOG_CHARS_MEAN, LOG_CHARS_STD, POOLINGS, PredictorConfig, check_prompts,
+                                   check_truncation)
 from pars.predictor.encoders import resolve_encoder
 
 log = logging.getLogger(__name__)
 
-POOLINGS = ("mean", "cls")
-TRUNCATIONS = ("head", "head-tail")  # which max_length tokens the encoder reads of a longer prompt (`read_ids`)
 PRECISIONS = ("auto", "fp32", "bf16")
 BATCH_COST_TOKENS = 64  # the fixed cost of one encoder call, in padded tokens (MiniLM on one CPU core: 60-90)
 # The encoder reads at most max_length tokens (128, at most 512): the first 4,096 characters always hold them,
@@ -38,48 +36,6 @@ BATCH_COST_TOKENS = 64  # the fixed cost of one encoder call, in padded tokens (
 # whole text's length.
 MAX_READ_CHARS = 4096
 ENCODER_PREFIX = "encoder."  # the encoder's parameters inside `LengthRanker`
-# The length feature is log(1 + characters), centred and scaled by its mean and std over the bundled
-# training prompts, so it starts on the pooled vectors' scale.
-LOG_CHARS_MEAN, LOG_CHARS_STD = 5.3, 1.3
-
-
-@dataclass
-class PredictorConfig:
-    kind: str = "encoder"  # one of KINDS; "encoder" for checkpoints saved before students existed
-    encoder: str = "all-MiniLM-L6-v2"
-    pooling: str = "mean"
-    max_length: int = 128
-    truncation: str = "head"  # one of TRUNCATIONS; "head" for checkpoints saved before it existed
-    head_outputs: int = 1  # 1: the score itself; K > 1: logits over length buckets (classify loss)
-    length_feature: bool = False  # the head also reads the prompt's length (`length_feature`); off before it existed
-    bucket_edges: list[float] = field(default_factory=list)  # token edges of the buckets when head_outputs > 1
-    training: dict = field(default_factory=dict)  # loss, margin, threshold, labels, models, split, fingerprint
-    # the ranker's scores at 0 %, 1 %, ..., 100 % of held-out prompts: where a score ranks, from the first
-    # request on (pars score-server's rank); empty for checkpoints trained before it was recorded
-    score_quantiles: list[float] = field(default_factory=list)
-    version: str = pars.__version__
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
-        check_truncation(self.truncation)  # here, so a bad checkpoint fails at load, not at its first scoring
-
-    @classmethod
-    def read(cls, directory: str | Path) -> PredictorConfig:
-        """A checkpoint's settings alone, without its weights; `CheckpointError` if missing or unreadable."""
-        settings = read_settings(directory)
-        try:
-            return cls(**settings)
-        except (TypeError, ValueError) as err:
-            raise CheckpointError(f"checkpoint at {directory} has an unreadable config ({err}): {CHECKPOINT_HINT}") from err
-
-    @property
-    def split(self) -> PromptSplit:
-        """The prompt split the ranker was trained with, so held-out prompts stay held out wherever it is
-        evaluated or benchmarked; the training default for a checkpoint that did not record one."""
-        return PromptSplit(**self.training.get("split", {}))
-
-
 def length_feature(prompts: Sequence[str]) -> torch.Tensor:
     """[prompts, 1]: each whole prompt's standardised log characters.
 
@@ -100,12 +56,6 @@ def special_frame(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[i
     plain = tokenizer("a", add_special_tokens=False)["input_ids"]
     start = next(i for i in range(len(framed)) if framed[i:i + len(plain)] == plain)
     return framed[:start], framed[start + len(plain):]
-
-
-def check_truncation(truncation: str) -> None:
-    """`ValueError` unless `truncation` is one of TRUNCATIONS."""
-    if truncation not in TRUNCATIONS:
-        raise ValueError(f"truncation must be one of {TRUNCATIONS}, got {truncation!r}")
 
 
 def read_ids(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], max_length: int,
@@ -240,15 +190,6 @@ def length_batches(lengths: Sequence[int], batch_size: int, batch_cost: int = BA
         batches.append(order[first[end]:end])
         end = first[end]
     return batches[::-1]
-
-
-def check_prompts(prompts: Sequence[str]) -> None:
-    """What every ranker's `score` asks of its input: at least one prompt, and only strings."""
-    if not prompts:
-        raise ValueError("score() needs at least one prompt")
-    for prompt in prompts:
-        if not isinstance(prompt, str):
-            raise TypeError(f"prompts must be strings, got {type(prompt).__name__}")
 
 
 def outputs_to_scores(outputs: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from safetensors.numpy import load_file, save_file
 from pars.predictor.words import WordVocabulary
 from pars.predictor.checkpoint import (CHECKPOINT_HINT, VOCABULARY_FILE, WEIGHTS_FILE, CheckpointError,
                                        check_checkpoint, write_settings)
-from pars.predictor.model import LOG_CHARS_MEAN, LOG_CHARS_STD, PredictorConfig, check_prompts
+from pars.predictor.config import LOG_CHARS_MEAN, LOG_CHARS_STD, PredictorConfig, check_prompts
 
 STUDENT_KIND = "static"
 # The student reads the first STUDENT_READ_CHARS characters: splitting words is most of its cost, and a
