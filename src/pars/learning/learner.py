@@ -43,6 +43,7 @@ LEARN_FAULT_ENV = "PARS_LEARN_INJECT_FAULT"  # tests only: passed to the refit j
 DEFAULT_EVERY = 200
 REFIT_TIMEOUT_S = 120.0
 ROLLING = 200  # exact lengths in the rolling tau
+TAU_EVERY = 20  # the rolling tau gauges are recomputed every this many exact lengths (two taus: ~0.5 ms)
 
 
 class Swappable(Protocol):
@@ -80,6 +81,7 @@ class Learner:
         self.refitting: asyncio.Task | None = None
         self.worker = RefitWorker(learn.root)
         self.recent: deque[tuple[float, float, int]] = deque(maxlen=ROLLING)  # live, initial, tokens
+        self.tracked = 0
         self.watch: list[tuple[float, float, int]] | None = None  # after a swap: new, previous, tokens
 
     def observe(self, prompt: str, outcome: Outcome, model: str | None = None) -> None:
@@ -105,7 +107,8 @@ class Learner:
     def _track(self, features: np.ndarray, tokens: int) -> None:
         live = float(self.live.score_features(features)[0])
         self.recent.append((live, float(self.initial.score_features(features)[0]), tokens))
-        if len(self.recent) > 1:
+        self.tracked += 1
+        if self.tracked % TAU_EVERY == 0:
             scores = np.array(self.recent)
             self.metrics.rolling_tau.labels(scorer="live").set(tau(scores[:, 0], scores[:, 2]))
             self.metrics.rolling_tau.labels(scorer="initial").set(tau(scores[:, 1], scores[:, 2]))
