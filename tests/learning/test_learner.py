@@ -1,6 +1,6 @@
 """The learner in one process, with real parts: a real distilled student served by the real front-end scorer,
-the real refit job as a subprocess, real lengths of real prompts. The faults are injected on purpose through
-the refit job's `--inject-fault` (crash, hang, nan, corrupt, worse), and each test says which."""
+the real refit worker as a subprocess, real lengths of real prompts. The faults are injected on purpose through
+the worker's `inject_fault` (crash, hang, nan, corrupt, worse; pars.learning.worker), and each test says which."""
 
 from __future__ import annotations
 

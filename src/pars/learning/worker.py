@@ -43,7 +43,7 @@ class RefitWorker:
             self.process.stdin.write(json.dumps({"inject_fault": fault}).encode() + b"\n")
             self.process.stdin.flush()
         except OSError:  # a broken pipe: it died while idle
-            raise WorkerDied(f"the refit worker exited with {self.process.wait()}") from None
+            raise self._died() from None
         ready, _, _ = select.select([self.process.stdout], [], [], timeout_s)
         if not ready:
             self.process.kill()
@@ -51,8 +51,11 @@ class RefitWorker:
             raise TimeoutError(f"no answer in {timeout_s:.0f} s, killed")
         answer = self.process.stdout.readline()  # the worker writes exactly one line per request
         if not answer:
-            raise WorkerDied(f"the refit worker exited with {self.process.wait()}")
+            raise self._died()
         return json.loads(answer)
+
+    def _died(self) -> WorkerDied:
+        return WorkerDied(f"the refit worker exited with {self.process.wait()}")
 
 
 def lowest_priority() -> None:
