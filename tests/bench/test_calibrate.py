@@ -41,7 +41,9 @@ def test_a_batch_prefills_exactly_its_prompts_and_decodes_each_further_token_onc
 
 def test_the_fitted_profile_predicts_the_recorded_steps(steps):
     profile = StepProfile.fit(steps, name="test")
-    assert profile.quality.r2 > 0 and profile.base_s > 0
+    # the fit may put a step's fixed cost in base_s or in per_decode_seq_s (one sequence decodes in most steps)
+    assert profile.quality.r2 > 0.5 and profile.per_prefill_token_s > 0
+    assert profile.base_s + profile.per_decode_seq_s > 0
     assert profile.quality.samples == len(steps)
 
 
