@@ -1,7 +1,7 @@
 """Offline adaptation curve of `pars serve --learn`: how much the student gains on an open model it never saw,
 per number of logged lengths (100 to 3,000), with the server's own refit and guard (pars.learning).
 
-For each open model in ../shared/data/open (CASTILLO: 13 models, 10 sampled lengths per prompt; no checkpoint
+For each open model in data/open (CASTILLO, read by pars.data.open_models: 13 models, 10 sampled lengths per prompt; no checkpoint
 trained on these lengths, the student saw the prompts' text only through the teacher's scores): its prompts are
 split 70/30 by prompt. A log of N requests (100, 300, 500, 1,000, 3,000) is drawn from the 70 %: each request a random
 prompt and one random sample of its 10 lengths (what a server logs, sampling noise included; capped samples left
@@ -17,8 +17,6 @@ for the student as shipped, the refit, and what the guard serves (the refit if i
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
 import json
 import os
 import statistics
@@ -28,27 +26,23 @@ from pathlib import Path
 
 import numpy as np
 
+from pars.data.open_models import load_open
 from pars.learning.guard import compare, tau
 from pars.learning.refit import RefitError, RefitSettings, refit_head
+from pars.paths import bundled_data_dir
 from pars.predictor.student import StaticStudent
 
-OPEN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "open"
-CAP = 15001  # CASTILLO's generation cap: a sample at it is degenerate text, left out
 SIZES = (100, 300, 500, 1000, 3000)
 HOLDOUT = 0.25  # as pars.learning.refit_job
 
 
 def open_lengths() -> tuple[dict[str, str], dict[str, dict[str, list[int]]]]:
     """Prompt text by id, and per model: prompt id -> its usable sampled lengths."""
-    with (OPEN / "castillo_prompts.jsonl").open() as handle:
-        prompts = {row["prompt_id"]: row["prompt"] for row in map(json.loads, handle)}
+    rows = load_open(bundled_data_dir() / "open")
     lengths: dict[str, dict[str, list[int]]] = defaultdict(dict)
-    with gzip.open(OPEN / "castillo_lengths.csv.gz", "rt") as handle:
-        for row in csv.DictReader(handle):
-            samples = [int(x) for x in row["samples"].split() if int(x) < CAP]
-            if len(samples) >= 5 and row["truncated"] == "0":
-                lengths[row["model"]][row["prompt_id"]] = samples
-    return prompts, lengths
+    for row in rows:
+        lengths[row.model][row.prompt_id] = list(row.samples)
+    return {row.prompt_id: row.prompt for row in rows}, lengths
 
 
 def main() -> None:
