@@ -94,9 +94,10 @@ def report(record: dict, names: list[str]) -> str:
                      f"{np.mean([c['ceiling'] for c in mine]):.3f} | "
                      + " | ".join(f"{np.mean([c[f'tau_{n}'] for c in mine]):.3f}" for n in names) + " |")
     settings = record["settings"]
-    lines.append(f"\n{record['prompts']} prompts ({settings['part']}); {record['left_out_as_copies_of_the_main_bundle']}"
-                 f" left out as near-copies of main-bundle prompts. Load average before {settings['load_average_before']}"
-                 f", after {settings['load_average_after']}; {settings['seconds']:.0f} s.")
+    copies = record["left_out_as_copies_of_the_main_bundle"]
+    lines.append(f"\n{record['prompts']} prompts ({settings['part']}); {copies} left out as near-copies of main-bundle "
+                 f"prompts. Load average before {settings['load_average_before']}, after "
+                 f"{settings['load_average_after']}; {settings['seconds']:.0f} s.")
     return "\n".join(lines)
 
 
