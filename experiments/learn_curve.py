@@ -1,14 +1,14 @@
-"""Offline adaptation curve of `pars serve --learn`: how much the student gains on an open model it never saw,
-per number of logged lengths (100 to 3,000), with the server's own refit and guard (pars.learning).
+"""Offline adaptation curve of `pars serve --learn`: how much the student gains on an open model it never saw, per
+number of logged lengths (100 to 3,000), with the server's own refit and guard (pars.learning).
 
-For each open model in data/open (CASTILLO, read by pars.data.open_models: 13 models, 10 sampled lengths per
-prompt; no checkpoint trained on these lengths, the student saw the prompts' text only through the teacher's
-scores): its prompts are split 70/30 by prompt. A log of N requests (100, 300, 500, 1,000, 3,000) is drawn from
-the 70 %: each request a random prompt and one random sample of its 10 lengths (what a server logs, sampling noise included; capped samples left
-out). The refit job's recipe runs on it (most recent quarter held back, the live student's head refitted on the
-rest, the guard on the held-back quarter); Kendall tau is measured on the 30 % against the mean of the 10 samples,
-for the student as shipped, the refit, and what the guard serves (the refit if it passed, else the student).
-`--seeds` logs per (model, N); medians over seeds.
+For each open model in data/open (CASTILLO, read by pars.data.open_models: 13 models, 10 sampled lengths per prompt;
+no checkpoint trained on these lengths, the student saw the prompts' text only through the teacher's scores): its
+prompts are split 70/30 by prompt. A log of N requests (100, 300, 500, 1,000, 3,000) is drawn from the 70 %: each
+request a random prompt and one random sample of its 10 lengths (what a server logs, sampling noise included; capped
+samples left out). The refit job's recipe runs on it (most recent quarter held back, the live student's head
+refitted on the rest, the guard on the held-back quarter); Kendall tau is measured on the 30 % against the mean of
+the 10 samples, for the student as shipped, the refit, and what the guard serves (the refit if it passed, else the
+student). `--seeds` logs per (model, N); medians over seeds.
 
     OMP_NUM_THREADS=1 .venv/bin/python experiments/learn_curve.py --student artifacts/predictor/student \
         --out results/learning/curve_2026-12-07
