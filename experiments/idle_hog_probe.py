@@ -40,8 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
-    bodies = workload(argparse.Namespace(served_lengths="Llama-3.1-8B-Instruct", requests=args.requests,
-                                         length_scale=0.1, model=args.model))
+    bodies = workload(args.model, "Llama-3.1-8B-Instruct", args.requests, length_scale=0.1)  # as learn_serve's
     arrivals = poisson_arrivals(args.requests, args.rate, seed=1)
     settings = ServerSettings(args.model, None, port=free_port())
     rounds = []

@@ -81,14 +81,16 @@ def e2e(responses: list) -> np.ndarray:
     return np.array([r.finish_s - r.sent_s for r in responses])
 
 
-def workload(args: argparse.Namespace) -> list[dict]:
+def workload(model: str, served_lengths: str, requests: int, length_scale: float) -> list[dict]:
+    """`requests` chat bodies: random prompts of the open model `served_lengths`, each answered as long as one
+    random sample of its lengths x `length_scale` (seeded)."""
     prompts, lengths = open_lengths()
-    served = lengths[args.served_lengths]
+    served = lengths[served_lengths]
     rng = np.random.default_rng(0)
     ids = sorted(served)
-    picks = rng.integers(0, len(ids), args.requests)
-    tokens = [max(1, round(args.length_scale * rng.choice(served[ids[k]]))) for k in picks]
-    return [body(args.model, prompts[ids[k]], t) for k, t in zip(picks, tokens)]
+    picks = rng.integers(0, len(ids), requests)
+    tokens = [max(1, round(length_scale * rng.choice(served[ids[k]]))) for k in picks]
+    return [body(model, prompts[ids[k]], t) for k, t in zip(picks, tokens)]
 
 
 def capacity_of(url: str, bodies: list[dict]) -> list[float]:
@@ -165,13 +167,13 @@ def main() -> None:
                      "run first")
     args.out.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
-    bodies = workload(args)
+    bodies = workload(args.model, args.served_lengths, args.requests, args.length_scale)
     pins = {"off": [False], "on": [True], "both": [False, True]}[args.pin]
     order = list(POLICIES)
     runs = []
     for repeat in range(args.repeats):
         for pin in pins:
-            rotated = order[repeat % 3:] + order[:repeat % 3]
+            rotated = order[repeat % len(order):] + order[:repeat % len(order)]
             out = args.out / f"round{repeat + 1}-{'pinned' if pin else 'unpinned'}"
             records, rate = {}, args.rate
             for policy in rotated:  # with --load (one round), FCFS runs first and sets the rate

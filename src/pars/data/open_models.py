@@ -1,9 +1,9 @@
 """Open models' lengths (CASTILLO, `data/open/`): per (prompt, model) the 10 sampled lengths, not one label.
 
 The spread of one model's lengths on one prompt is the point of this data: a ranker can be no better than the
-model agrees with itself (`self_agreement`), and a distributional head trains on the samples. A sample at the
-generation cap (15,001; CASTILLO treats 14,999 and more as degenerate text) is dropped, and so is a row whose
-prompt was cut before the model saw it (`truncated`), or one with fewer than `MIN_SAMPLES` usable samples.
+model agrees with itself (`self_agreement`), and a distributional head trains on the samples. A sample of 14,999
+tokens or more is dropped (the cap reads 15,001; CASTILLO treats 14,999 and more as degenerate text), and so is a
+row whose prompt was cut before the model saw it (`truncated`), or one with fewer than `MIN_SAMPLES` usable ones.
 """
 
 from __future__ import annotations
