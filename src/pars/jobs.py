@@ -18,6 +18,7 @@ import pars
 from pars.data.dedup import NearDuplicateIndex
 from pars.data.labels import LabelledPrompts, group_by_prompt
 from pars.data.loaders import load_jsonl, load_records
+from pars.data.open_models import OPEN_DIR, OPEN_SOURCE, load_open
 from pars.data.records import LengthRecord
 from pars.data.splits import PromptSplit, normalise_prompt
 from pars.evaluation import Evaluation, bootstrap_tau_intervals, distinct_prompts, evaluate_scores, score_table
@@ -47,6 +48,8 @@ class TrainJob:
     split_seed: int = 0
     extra_prompts: int = 0  # how many prompts of data/extra_lengths.jsonl.gz to mix in (0: none)
     extra_sources: tuple[str, ...] | None = None  # draw them only from these sources of it (None: every source)
+    # mix in data/open/'s open-model lengths (source "open"); only with the bundled data and every model
+    open_lengths: bool = True
     settings: TrainSettings = field(default_factory=TrainSettings)
     init_from: str | None = None  # continue from this checkpoint (its encoder, pooling, max length, head)
 
@@ -80,7 +83,37 @@ def data_fingerprint(records: Sequence[LengthRecord]) -> str:
 
 
 def load_job_records(job: TrainJob) -> list[LengthRecord]:
+    """The job's data: a JSONL file, or the bundled lengths (of `job.models`) and, with `job.open_lengths` and every
+    model, the open models' (`bundled_records`)."""
+    if job.data is None and job.models is None:
+        return bundled_records(job.label_column, job.open_lengths)
     return load_records(job.data or bundled_data_dir(), label=job.label_column, models=job.models)
+
+
+def bundled_records(label: str = "tok_llama3", open_lengths: bool = True) -> list[LengthRecord]:
+    """The main bundle's rows and, with `open_lengths`, the open models' (`load_open_records`): one split of both
+    by prompt text, so an open test prompt is never trained on, and the balanced metric gains the `open` source."""
+    records = load_records(bundled_data_dir(), label=label)
+    if open_lengths:
+        records += load_open_records(distinct_prompts(records))
+    return records
+
+
+def main_bundle_copies(prompts: Sequence[str], main_prompts: Sequence[str], what: str) -> set[str]:
+    """The `prompts` that copy a main-bundle prompt in another layout (`NearDuplicateIndex`): the two texts can
+    fall in different split parts, and training on one would leak the other: the copies to leave out."""
+    main = NearDuplicateIndex(main_prompts)
+    copies = {prompt for prompt in set(prompts) if prompt in main}
+    log.info("%s: %d prompts that copy main-bundle prompts left out", what, len(copies))
+    return copies
+
+
+def load_open_records(main_prompts: Sequence[str]) -> list[LengthRecord]:
+    """One record per (prompt, open model) of data/open/ (the mean of its sampled lengths, source "open"), without
+    the prompts that copy a main-bundle prompt (`main_bundle_copies`)."""
+    rows = load_open(bundled_data_dir() / OPEN_DIR)
+    copies = main_bundle_copies([r.prompt for r in rows], main_prompts, "open-model set")
+    return [row.record() for row in rows if row.prompt not in copies]
 
 
 def concat_labels(first: LabelledPrompts, second: LabelledPrompts) -> LabelledPrompts:
@@ -104,9 +137,7 @@ def load_extra_records(main_prompts: Sequence[str], sources: Sequence[str] | Non
             raise ValueError(f"no extra source {', '.join(unknown)} in {EXTRA_FILE}; it has "
                              f"{', '.join(sorted({r.source for r in records}))}")
         records = [r for r in records if r.source in sources]
-    main = NearDuplicateIndex(main_prompts)
-    copies = {prompt for prompt in {r.prompt for r in records} if prompt in main}
-    log.info("extra set: %d rows; %d prompts that copy main-bundle prompts left out", len(records), len(copies))
+    copies = main_bundle_copies([r.prompt for r in records], main_prompts, f"extra set ({len(records)} rows)")
     return [r for r in records if r.prompt not in copies]
 
 
@@ -173,6 +204,7 @@ def run_training(job: TrainJob, out: str | Path | None = None, on_step: Progress
         "data": str(job.data or "bundled"),
         "extra_prompts": len(extra.prompts) if extra is not None else 0,
         "extra_sources": list(job.extra_sources) if extra is not None and job.extra_sources else "all",
+        "open_lengths": any(r.source == OPEN_SOURCE for r in records),
         "split": split.to_dict(),
         "data_fingerprint": data_fingerprint(parts["train"]),
         "train_prompts": len(train_labels.prompts),
@@ -202,10 +234,11 @@ def evaluate_predictor(predictor: Predictor, records: Sequence[LengthRecord], th
 
 
 def test_records(predictor: Predictor, data: str | None = None, label: str = "tok_llama3") -> list[LengthRecord]:
-    """The test part of the bundled data under the predictor's own split, or every row of a JSONL file."""
+    """The test part of the bundled data (with the open models' lengths, `bundled_records`) or of a data directory
+    under the predictor's own split, or every row of a JSONL file."""
     if data is not None and not Path(data).is_dir():
         return load_records(data, label=label)
-    records = load_records(data or bundled_data_dir(), label=label)
+    records = bundled_records(label) if data is None else load_records(data, label=label)
     return predictor.config.split.partition(records)["test"]
 
 
@@ -221,11 +254,12 @@ def distillation_prompts(job: DistillJob, split: PromptSplit) -> tuple[list[str]
     """(training prompts, validation prompts), distinct by normalised text. Validation: the bundled prompts in
     the VAL part of the teacher's split. Training: the bundled TRAIN part, the whole extra set and
     `job.prompt_files`, less every prompt that copies a bundled prompt in another layout (`NearDuplicateIndex`):
-    no bundled validation or test prompt is distilled on, under any layout. The extra set's prompts carry no
-    test role (tau is measured on bundled test prompts only), so all of them teach the student."""
+    no bundled validation or test prompt is distilled on, under any layout. "Bundled" includes the open models'
+    prompts (`bundled_records`). The extra set's prompts carry no test role (tau is measured on bundled test
+    prompts only), so all of them teach the student."""
     from pars.data.loaders import load_prompt_texts
 
-    bundled = distinct_prompts(load_records(bundled_data_dir()))
+    bundled = distinct_prompts(bundled_records())
     outside = [prompt for path in job.prompt_files for prompt in load_prompt_texts(path)]
     if outside:
         copies = NearDuplicateIndex(bundled)

@@ -154,7 +154,7 @@ class BenchData:
 
 
 def load_bench_data(data: str | None = None, split_seed: int = 0) -> BenchData:
-    job = TrainJob(data=data, split_seed=split_seed)
+    job = TrainJob(data=data, split_seed=split_seed, open_lengths=False)  # the committed comparison's data
     records = load_job_records(job)
     split = PromptSplit(seed=split_seed)
     return BenchData(data or "bundled", split, split.partition(records), data_fingerprint(records))

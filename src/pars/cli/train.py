@@ -40,6 +40,7 @@ def train_command(
     split_seed: Annotated[int, typer.Option(help="Seed of the train/validation/test split by prompt text")] = 0,
     extra_prompts: Annotated[int, typer.Option(min=0, help="Mix in this many prompts of data/extra_lengths.jsonl.gz")] = 0,
     extra_sources: Annotated[str, typer.Option(help="'all' or comma-separated sources of the extra prompts (e.g. flask)")] = "all",
+    open_lengths: Annotated[bool, typer.Option(help="With the bundled data and every model: mix in data/open/'s lengths of 13 open models (the models vLLM users serve; source 'open')")] = True,
     freeze_encoder: Annotated[bool, typer.Option(help="Train only the head on cached embeddings (fast)")] = False,
     head_epochs: Annotated[int, typer.Option(min=0, help="Linear-probe passes: the head alone on frozen features, before fine-tuning (LP-FT) or, with --freeze-encoder, all of training; 0: no linear probe")] = 60,
     init_from: Annotated[Optional[Path], typer.Option(help="Continue from this checkpoint (its encoder, pooling, max length and head) on --data; with --freeze-encoder only the head moves (seconds); the new checkpoint records its lineage")] = None,
@@ -71,7 +72,8 @@ def train_command(
         job = TrainJob(data=str(data) if data else None, models=parse_models(models), label_mode=label,
                        encoder=encoder, pooling=pooling, max_length=max_length, truncation=truncation,
                        length_feature=length_feature, split_seed=split_seed,
-                       extra_prompts=extra_prompts, extra_sources=parse_models(extra_sources), settings=settings,
+                       extra_prompts=extra_prompts, extra_sources=parse_models(extra_sources),
+                       open_lengths=open_lengths, settings=settings,
                        init_from=str(init_from) if init_from else None)
         with progress_bar() as progress:
             task = progress.add_task(f"training ({loss})", total=None, info="")

@@ -21,6 +21,7 @@ from pars.data.records import DataError, LengthRecord
 OPEN_SOURCE = "open"  # the source every open-model record carries (the balanced metric's `open`)
 DEGENERATE_TOKENS = 14_999  # CASTILLO's own threshold for text that ran to the cap
 MIN_SAMPLES = 5
+OPEN_DIR = "open"  # inside the bundled data directory
 PROMPTS_FILE, LENGTHS_FILE = "castillo_prompts.jsonl", "castillo_lengths.csv.gz"
 
 
