@@ -325,14 +325,14 @@ def test_options_out_of_range_fail_before_any_work(tmp_path, command, option, va
 
 
 def test_eval_without_data_reads_the_bundled_test_prompts_of_the_checkpoints_split(untrained_checkpoint):
-    from pars.data import PromptSplit, load_records
-    from pars.paths import bundled_data_dir
+    from pars.data import PromptSplit
+    from pars.jobs import bundled_records
 
     result = runner.invoke(app, ["eval", "--predictor", str(untrained_checkpoint), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    test_prompts = PromptSplit(seed=0).partition(load_records(bundled_data_dir()))["test"]
-    assert report["n"] == len(test_prompts) > 30_000
+    test_prompts = PromptSplit(seed=0).partition(bundled_records())["test"]  # the open models' rows too
+    assert report["n"] == len(test_prompts) > 30_000 and "open" in report["per_source"]
     assert len(report["per_model"]) > 200 and -1 <= report["kendall_tau"] <= 1
 
 
