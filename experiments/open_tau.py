@@ -25,8 +25,8 @@ import numpy as np
 from scipy.stats import kendalltau
 
 from pars.data import PromptSplit, load_bundled
-from pars.data.dedup import NearDuplicateIndex
 from pars.data.open_models import by_model, load_open, self_agreement
+from pars.jobs import main_bundle_copies
 from pars.paths import bundled_data_dir
 from pars.predictor import load_ranker
 
@@ -42,8 +42,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     started, load_before = time.perf_counter(), os.getloadavg()
     rows = load_open(bundled_data_dir() / "open")
-    main_bundle = NearDuplicateIndex(sorted({r.prompt for r in load_bundled(bundled_data_dir())}))
-    copies = {p for p in {r.prompt for r in rows} if p in main_bundle}
+    copies = main_bundle_copies([r.prompt for r in rows], sorted({r.prompt for r in load_bundled(bundled_data_dir())}),
+                                "open-model set")
     split = PromptSplit()
     kept = [r for r in rows if r.prompt not in copies and (args.part == "all" or split.part_of(r.prompt) == "test")]
     prompts = sorted({r.prompt for r in kept})
